@@ -1,0 +1,754 @@
+//! Node-API binding of the `byol` crate: type and error conversions only.
+#![deny(clippy::all)]
+
+use byol::byol::{BackboneSpec, Byol, ByolConfig, MomentumSchedule, Part};
+use byol::backbones::ResNetKind;
+use byol::heads::{BlockSpec, NonLinearity, Preprocess};
+use byol::network::{Arch, Network};
+use byol::optim::SgdConfig;
+use byol::tch::{self, Kind, Tensor};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// napi-rs only throws errors whose `code` is a napi `Status`, so the core
+/// error's code travels in front of the message as `[CODE] `; the TypeScript
+/// facade turns it back into `error.code` and a `TypeError`/`RangeError`.
+
+
+fn js(e: byol::Error) -> napi::Error {
+    let status = match e {
+        byol::Error::InvalidArgument { .. } | byol::Error::OutOfRange { .. } => Status::InvalidArg,
+        _ => Status::GenericFailure,
+    };
+    napi::Error::new(status, format!("[{}] {}", e.code(), e))
+}
+
+fn invalid(arg: &str, expected: &str, got: impl ToString) -> napi::Error {
+    js(byol::Error::invalid(arg, expected, got))
+}
+
+fn poisoned() -> napi::Error {
+    napi::Error::new(Status::GenericFailure, "[ERR_BYOL_STATE] the model was left inconsistent by an earlier panic".to_string())
+}
+
+fn device(name: Option<String>) -> Result<tch::Device> {
+    byol::device::parse_device(name.as_deref().unwrap_or("cpu")).map_err(js)
+}
+
+fn kind_from_name(name: &str) -> Result<Kind> {
+    Ok(match name {
+        "float32" => Kind::Float,
+        "float64" => Kind::Double,
+        "int32" => Kind::Int,
+        "int64" => Kind::Int64,
+        "uint8" => Kind::Uint8,
+        "int8" => Kind::Int8,
+        "int16" => Kind::Int16,
+        other => return Err(invalid("dtype", "'float32', 'float64', 'int32', 'int64', 'int16', 'int8' or 'uint8'", format!("'{other}'"))),
+    })
+}
+
+// ---------------------------------------------------------------- tensors
+
+/// A libtorch tensor.
+#[napi]
+pub struct NativeTensor {
+    pub(crate) inner: Tensor,
+}
+
+impl NativeTensor {
+    fn wrap(inner: Tensor) -> Self {
+        Self { inner }
+    }
+}
+
+#[napi]
+impl NativeTensor {
+    #[napi(getter)]
+    pub fn shape(&self) -> Vec<i64> {
+        self.inner.size()
+    }
+
+    #[napi(getter)]
+    pub fn dtype(&self) -> String {
+        byol::network::kind_name(self.inner.kind()).to_string()
+    }
+
+    #[napi(getter)]
+    pub fn device(&self) -> String {
+        byol::device::device_name(self.inner.device())
+    }
+
+    #[napi(getter)]
+    pub fn requires_grad(&self) -> bool {
+        self.inner.requires_grad()
+    }
+
+    /// The values as float32, in row-major order. The buffer is handed to JS without a further copy.
+    #[napi]
+    pub fn to_float32_array(&self) -> Result<Float32Array> {
+        let t = self
+            .inner
+            .f_detach()
+            .and_then(|t| t.f_to_device(tch::Device::Cpu))
+            .and_then(|t| t.f_to_kind(Kind::Float))
+            .and_then(|t| t.f_contiguous())
+            .and_then(|t| t.f_flatten(0, -1))
+            .map_err(|e| js(e.into()))?;
+        let v = Vec::<f32>::try_from(&t).map_err(|e| js(e.into()))?;
+        Ok(Float32Array::new(v))
+    }
+
+    #[napi]
+    pub fn to(&self, device_name: String) -> Result<NativeTensor> {
+        let d = device(Some(device_name))?;
+        Ok(Self::wrap(self.inner.f_to_device(d).map_err(|e| js(e.into()))?))
+    }
+
+    #[napi]
+    pub fn item(&self) -> Result<f64> {
+        if self.inner.numel() != 1 {
+            return Err(js(byol::Error::range(
+                "tensor",
+                "a tensor with exactly one element for item()",
+                format!("shape {:?}", self.inner.size()),
+            )));
+        }
+        self.inner.f_double_value(&[]).map_err(|e| js(e.into()))
+    }
+}
+
+/// Makes a tensor from the bytes of a typed array (copied once, into libtorch).
+#[napi]
+pub fn tensor_from_bytes(bytes: Uint8Array, shape: Vec<i64>, dtype: String, device_name: Option<String>) -> Result<NativeTensor> {
+    let kind = kind_from_name(&dtype)?;
+    if let Some((i, d)) = shape.iter().enumerate().find(|(_, d)| **d < 0) {
+        return Err(js(byol::Error::range(format!("shape[{i}]"), "a dimension >= 0", d)));
+    }
+    let numel: i64 = shape.iter().product();
+    let expected = numel as usize * kind.elt_size_in_bytes();
+    if bytes.len() != expected {
+        return Err(js(byol::Error::range(
+            "data",
+            format!("{numel} elements for shape {shape:?}"),
+            format!("{} elements", bytes.len() / kind.elt_size_in_bytes()),
+        )));
+    }
+    let d = device(device_name)?;
+    let t = Tensor::f_from_data_size(&bytes, &shape, kind).and_then(|t| t.f_to_device(d)).map_err(|e| js(e.into()))?;
+    Ok(NativeTensor::wrap(t))
+}
+
+fn check_shape(shape: &[i64]) -> Result<()> {
+    if let Some((i, d)) = shape.iter().enumerate().find(|(_, d)| **d < 0) {
+        return Err(js(byol::Error::range(format!("shape[{i}]"), "a dimension >= 0", d)));
+    }
+    Ok(())
+}
+
+/// Standard normal values; `seed` reseeds libtorch's generator first.
+#[napi]
+pub fn randn(shape: Vec<i64>, seed: Option<i64>, device_name: Option<String>) -> Result<NativeTensor> {
+    check_shape(&shape)?;
+    let d = device(device_name)?;
+    if let Some(s) = seed {
+        tch::manual_seed(s);
+    }
+    Ok(NativeTensor::wrap(Tensor::f_randn(&shape, (Kind::Float, d)).map_err(|e| js(e.into()))?))
+}
+
+#[napi]
+pub fn zeros(shape: Vec<i64>, device_name: Option<String>) -> Result<NativeTensor> {
+    check_shape(&shape)?;
+    let d = device(device_name)?;
+    Ok(NativeTensor::wrap(Tensor::f_zeros(&shape, (Kind::Float, d)).map_err(|e| js(e.into()))?))
+}
+
+#[napi]
+pub fn manual_seed(seed: i64) {
+    tch::manual_seed(seed);
+}
+
+#[napi]
+pub fn cuda_is_available() -> bool {
+    byol::device::cuda_is_available()
+}
+
+#[napi]
+pub fn cuda_device_count() -> u32 {
+    byol::device::cuda_device_count() as u32
+}
+
+#[napi]
+pub fn set_num_threads(n: i32) -> Result<()> {
+    if n < 1 {
+        return Err(js(byol::Error::range("n", "a thread count >= 1", n)));
+    }
+    tch::set_num_threads(n);
+    Ok(())
+}
+
+#[napi]
+pub fn get_num_threads() -> i32 {
+    tch::get_num_threads()
+}
+
+// ---------------------------------------------------------------- state dicts
+
+/// An ordered list of named tensors, as `state_dict()` returns.
+#[napi]
+pub struct NativeStateDict {
+    entries: Vec<(String, Tensor)>,
+}
+
+#[napi]
+impl NativeStateDict {
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        Self { entries: Vec::new() }
+    }
+
+    #[napi]
+    pub fn keys(&self) -> Vec<String> {
+        self.entries.iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    #[napi]
+    pub fn get(&self, key: String) -> Option<NativeTensor> {
+        self.entries.iter().find(|(k, _)| *k == key).map(|(_, t)| NativeTensor::wrap(t.shallow_clone()))
+    }
+
+    #[napi]
+    pub fn set(&mut self, key: String, tensor: &NativeTensor) {
+        let t = tensor.inner.shallow_clone();
+        match self.entries.iter_mut().find(|(k, _)| *k == key) {
+            Some(e) => e.1 = t,
+            None => self.entries.push((key, t)),
+        }
+    }
+
+    /// Copies every tensor (so the dict no longer shares storage with a model).
+    #[napi]
+    pub fn detach_copy(&self) -> Result<NativeStateDict> {
+        let entries = self
+            .entries
+            .iter()
+            .map(|(k, t)| Ok((k.clone(), t.f_detach()?.f_clone(t)?)))
+            .collect::<std::result::Result<Vec<_>, tch::TchError>>()
+            .map_err(|e| js(e.into()))?;
+        Ok(Self { entries })
+    }
+
+    #[napi]
+    pub fn save(&self, path: String) -> Result<()> {
+        byol::checkpoint::save_safetensors(&self.entries, None, Path::new(&path)).map_err(js)
+    }
+
+    #[napi(factory)]
+    pub fn load(path: String) -> Result<Self> {
+        Ok(Self { entries: byol::checkpoint::load_safetensors(Path::new(&path)).map_err(js)?.tensors })
+    }
+}
+
+impl Default for NativeStateDict {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// ---------------------------------------------------------------- modules
+
+enum Holder {
+    /// A module of its own (made by `resnet18()`, `new BYOLProjectionHead()`, ...).
+    Owned { net: Network, training: bool },
+    /// A module that now lives inside a BYOL model (Python would share the object).
+    Part(Arc<Mutex<Byol>>, Part),
+}
+
+/// A network: backbone, head or momentum copy.
+#[napi]
+pub struct NativeModule {
+    holder: Mutex<Holder>,
+}
+
+/// Runs `f` on the network behind a module, with the module's training flag.
+fn with_net<T>(m: &NativeModule, f: impl FnOnce(&mut Network, &mut bool) -> Result<T>) -> Result<T> {
+    let mut holder = m.holder.lock().map_err(|_| poisoned())?;
+    match &mut *holder {
+        Holder::Owned { net, training } => f(net, training),
+        Holder::Part(model, part) => {
+            let mut model = model.lock().map_err(|_| poisoned())?;
+            let mut training = model.training;
+            let r = f(model.part_mut(*part), &mut training);
+            model.training = training;
+            r
+        }
+    }
+}
+
+fn module_of(net: Network) -> NativeModule {
+    NativeModule { holder: Mutex::new(Holder::Owned { net, training: true }) }
+}
+
+#[napi]
+impl NativeModule {
+    #[napi]
+    pub fn forward(&self, x: &NativeTensor) -> Result<NativeTensor> {
+        with_net(self, |n, training| Ok(NativeTensor::wrap(n.forward(&x.inner, *training).map_err(js)?)))
+    }
+
+    #[napi]
+    pub fn preprocess_step(&self, x: &NativeTensor) -> Result<NativeTensor> {
+        with_net(self, |n, _| match &*n.arch {
+            Arch::Head(h) => Ok(NativeTensor::wrap(h.preprocess_step(&x.inner).map_err(js)?)),
+            _ => Err(invalid("module", "a projection or prediction head", "a backbone")),
+        })
+    }
+
+    #[napi(getter)]
+    pub fn training(&self) -> Result<bool> {
+        with_net(self, |_, t| Ok(*t))
+    }
+
+    #[napi]
+    pub fn train(&self, mode: bool) -> Result<()> {
+        with_net(self, |_, t| {
+            *t = mode;
+            Ok(())
+        })
+    }
+
+    /// `"resnet18"`, `"resnet50"`, `"torchscript"` or `"head"`.
+    #[napi(getter)]
+    pub fn kind(&self) -> Result<String> {
+        with_net(self, |n, _| {
+            Ok(match &*n.arch {
+                Arch::ResNet(r) => r.kind.name().to_string(),
+                Arch::TorchScript(_) => "torchscript".to_string(),
+                Arch::Head(_) => "head".to_string(),
+            })
+        })
+    }
+
+    /// `repr()` of each layer of a head's `layers` Sequential.
+    #[napi(getter)]
+    pub fn layers(&self) -> Result<Vec<String>> {
+        with_net(self, |n, _| match &*n.arch {
+            Arch::Head(h) => Ok(h.layers.iter().map(|l| l.describe()).collect()),
+            _ => Err(invalid("module", "a projection or prediction head", "a backbone")),
+        })
+    }
+
+    #[napi(getter)]
+    pub fn device(&self) -> Result<String> {
+        with_net(self, |n, _| Ok(byol::device::device_name(n.device())))
+    }
+
+    #[napi(getter)]
+    pub fn requires_grad(&self) -> Result<bool> {
+        with_net(self, |n, _| Ok(n.params.requires_grad()))
+    }
+
+    #[napi(getter)]
+    pub fn num_parameters(&self) -> Result<i64> {
+        with_net(self, |n, _| Ok(n.params.parameters().map(|t| t.numel() as i64).sum()))
+    }
+
+    /// Features the trunk outputs (512 for ResNet18, 2048 for ResNet50).
+    #[napi]
+    pub fn feature_dim(&self) -> Result<i64> {
+        with_net(self, |n, _| n.probe_feature_dim(64).map_err(js))
+    }
+
+    #[napi]
+    pub fn state_dict(&self) -> Result<NativeStateDict> {
+        with_net(self, |n, _| Ok(NativeStateDict { entries: n.state_dict() }))
+    }
+
+    #[napi]
+    pub fn torchvision_state_dict(&self) -> Result<NativeStateDict> {
+        with_net(self, |n, _| Ok(NativeStateDict { entries: n.torchvision_state_dict().map_err(js)? }))
+    }
+
+    #[napi]
+    pub fn load_state_dict(&self, dict: &NativeStateDict) -> Result<()> {
+        with_net(self, |n, _| n.load_state_dict(&dict.entries).map_err(js))
+    }
+
+    /// A deep copy, as `copy.deepcopy(module)`.
+    #[napi]
+    pub fn deep_copy(&self) -> Result<NativeModule> {
+        with_net(self, |n, t| {
+            let copy = n.deep_copy().map_err(js)?;
+            Ok(NativeModule { holder: Mutex::new(Holder::Owned { net: copy, training: *t }) })
+        })
+    }
+
+    #[napi]
+    pub fn deactivate_requires_grad(&self) -> Result<()> {
+        with_net(self, |n, _| byol::momentum::deactivate_requires_grad(n).map_err(js))
+    }
+
+    /// True when the module now lives inside a BYOL model.
+    #[napi(getter)]
+    pub fn is_attached(&self) -> Result<bool> {
+        Ok(matches!(&*self.holder.lock().map_err(|_| poisoned())?, Holder::Part(..)))
+    }
+}
+
+#[napi]
+pub fn resnet(name: String, device_name: Option<String>, seed: Option<i64>) -> Result<NativeModule> {
+    let kind = ResNetKind::parse(&name).map_err(js)?;
+    let d = device(device_name)?;
+    if let Some(s) = seed {
+        tch::manual_seed(s);
+    }
+    Ok(module_of(Network::resnet(kind, d).map_err(js)?))
+}
+
+#[napi]
+pub fn torchscript(path: String, device_name: Option<String>) -> Result<NativeModule> {
+    let d = device(device_name)?;
+    Ok(module_of(Network::torchscript(Path::new(&path), d).map_err(js)?))
+}
+
+#[napi(object)]
+pub struct BlockSpecJs {
+    pub input_dim: i64,
+    pub output_dim: i64,
+    pub batch_norm: bool,
+    pub non_linearity: Option<String>,
+    pub bias: Option<bool>,
+}
+
+/// A head from its blocks; `preprocess` is `"identity"` or `"avgpool"`.
+#[napi]
+pub fn projection_head(blocks: Vec<BlockSpecJs>, preprocess: String, device_name: Option<String>, seed: Option<i64>) -> Result<NativeModule> {
+    let specs = blocks
+        .into_iter()
+        .map(|b| {
+            Ok(BlockSpec {
+                input_dim: b.input_dim,
+                output_dim: b.output_dim,
+                batch_norm: b.batch_norm,
+                non_linearity: b.non_linearity.as_deref().map(NonLinearity::parse).transpose().map_err(js)?,
+                bias: b.bias,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let pre = match preprocess.as_str() {
+        "identity" => Preprocess::Identity,
+        "avgpool" => Preprocess::AvgPoolFlatten,
+        other => return Err(invalid("preprocess", "'identity' or 'avgpool'", format!("'{other}'"))),
+    };
+    let d = device(device_name)?;
+    if let Some(s) = seed {
+        tch::manual_seed(s);
+    }
+    Ok(module_of(Network::head(&specs, pre, d).map_err(js)?))
+}
+
+/// `update_momentum(model, model_ema, m)`.
+#[napi]
+pub fn update_momentum(model: &NativeModule, model_ema: &NativeModule, m: f64) -> Result<()> {
+    // Both may be parts of one BYOL model behind one lock: take each network
+    // through `with_net` in turn, copying the online parameters out first.
+    let online = with_net(model, |n, _| {
+        let _g = tch::no_grad_guard();
+        Ok(n.params.named_parameters().map(|e| e.tensor.shallow_clone()).collect::<Vec<_>>())
+    })?;
+    with_net(model_ema, |ema, _| {
+        let targets: Vec<Tensor> = ema.params.parameters().map(|t| t.shallow_clone()).collect();
+        if targets.len() != online.len() || targets.iter().zip(&online).any(|(a, b)| a.size() != b.size()) {
+            return Err(invalid("modelEma", "a copy of model with the same parameters and shapes", "a module of another layout"));
+        }
+        if !(0.0..=1.0).contains(&m) {
+            return Err(js(byol::Error::range("m", "a momentum in [0, 1]", m)));
+        }
+        let _g = tch::no_grad_guard();
+        for (mut e, p) in targets.into_iter().zip(online.iter()) {
+            let _ = e.f_lerp_(p, 1.0 - m).map_err(|e| js(e.into()))?;
+        }
+        Ok(())
+    })
+}
+
+#[napi(object)]
+pub struct Scheduled {
+    pub value: f64,
+    pub past_end: bool,
+}
+
+#[napi]
+pub fn cosine_schedule(step: i64, max_steps: i64, start_value: f64, end_value: f64, period: Option<i64>) -> Result<Scheduled> {
+    let s = byol::schedule::cosine_schedule(step, max_steps, start_value, end_value, period).map_err(js)?;
+    Ok(Scheduled { value: s.value, past_end: s.past_end })
+}
+
+// ---------------------------------------------------------------- BYOL
+
+#[napi(object)]
+pub struct ByolOptions {
+    pub backbone_name: Option<String>,
+    pub learning_rate: f64,
+    pub schedule: i64,
+    pub momentum_schedule: String,
+    pub device: Option<String>,
+    pub seed: Option<i64>,
+}
+
+#[napi(object)]
+pub struct OptimizerConfig {
+    pub name: String,
+    pub lr: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+}
+
+impl From<SgdConfig> for OptimizerConfig {
+    fn from(c: SgdConfig) -> Self {
+        Self { name: "SGD".into(), lr: c.lr, momentum: c.momentum, dampening: c.dampening, weight_decay: c.weight_decay, nesterov: c.nesterov }
+    }
+}
+
+#[napi]
+pub struct NativeByol {
+    model: Arc<Mutex<Byol>>,
+    last_momentum: f64,
+}
+
+fn take_owned<'a>(m: &'a NativeModule, arg: &str) -> Result<(MutexGuard<'a, Holder>, Network)> {
+    let mut holder = m.holder.lock().map_err(|_| poisoned())?;
+    match &mut *holder {
+        Holder::Part(..) => Err(invalid(arg, "a module that is not already part of a BYOL model", "a module of another model")),
+        Holder::Owned { net, .. } => {
+            // Placeholder until the model exists; the holder is switched to a
+            // `Part` before the lock is released.
+            let placeholder = Network { arch: Arc::clone(&net.arch), params: byol::params::Params::new() };
+            let taken = std::mem::replace(net, placeholder);
+            Ok((holder, taken))
+        }
+    }
+}
+
+fn lock(model: &Arc<Mutex<Byol>>) -> Result<MutexGuard<'_, Byol>> {
+    model.lock().map_err(|_| poisoned())
+}
+
+#[napi]
+impl NativeByol {
+    #[napi(constructor)]
+    pub fn new(
+        options: ByolOptions,
+        backbone: Option<&NativeModule>,
+        projection_head: Option<&NativeModule>,
+        prediction_head: Option<&NativeModule>,
+    ) -> Result<Self> {
+        let d = device(options.device)?;
+        let momentum_schedule = MomentumSchedule::parse(&options.momentum_schedule).map_err(js)?;
+        // Validate before taking any module, so that a bad option leaves the modules usable.
+        byol::optim::check_learning_rate(options.learning_rate, "learningRate").map_err(js)?;
+        byol::byol::check_schedule(options.schedule).map_err(js)?;
+        let mut taken = Vec::new();
+        let mut take = |m: Option<&NativeModule>, arg: &'static str, part: Part| -> Result<Option<Network>> {
+            match m {
+                None => Ok(None),
+                Some(m) => {
+                    let (guard, net) = take_owned(m, arg)?;
+                    drop(guard);
+                    taken.push((m as *const NativeModule, part));
+                    Ok(Some(net))
+                }
+            }
+        };
+        let backbone_net = take(backbone, "backbone", Part::Backbone)?;
+        let projection_net = take(projection_head, "projectionHead", Part::ProjectionHead)?;
+        let prediction_net = take(prediction_head, "predictionHead", Part::PredictionHead)?;
+        let spec = match (backbone_net, options.backbone_name) {
+            (Some(n), _) => BackboneSpec::Network(n),
+            (None, Some(name)) => BackboneSpec::ResNet(ResNetKind::parse(&name).map_err(js)?),
+            (None, None) => BackboneSpec::ResNet(ResNetKind::ResNet18),
+        };
+        let config = ByolConfig {
+            backbone: spec,
+            projection_head: projection_net,
+            prediction_head: prediction_net,
+            learning_rate: options.learning_rate,
+            schedule: options.schedule,
+            momentum_schedule,
+            device: d,
+            seed: options.seed,
+        };
+        let model = Arc::new(Mutex::new(Byol::new(config).map_err(js)?));
+        for (m, part) in [backbone.map(|m| (m, Part::Backbone)), projection_head.map(|m| (m, Part::ProjectionHead)), prediction_head.map(|m| (m, Part::PredictionHead))]
+            .into_iter()
+            .flatten()
+        {
+            *m.holder.lock().map_err(|_| poisoned())? = Holder::Part(Arc::clone(&model), part);
+        }
+        let _ = taken;
+        Ok(Self { model, last_momentum: f64::NAN })
+    }
+
+    #[napi(factory)]
+    pub fn load(path: String, device_name: Option<String>) -> Result<Self> {
+        let d = device(device_name)?;
+        let model = Byol::load(Path::new(&path), d).map_err(js)?;
+        Ok(Self { model: Arc::new(Mutex::new(model)), last_momentum: f64::NAN })
+    }
+
+    /// One of `backbone`, `projection_head`, `prediction_head`, `backbone_momentum`, `projection_head_momentum`.
+    #[napi]
+    pub fn part(&self, name: String) -> Result<NativeModule> {
+        let part = Part::ALL
+            .into_iter()
+            .find(|p| p.prefix() == name)
+            .ok_or_else(|| invalid("name", "a BYOL part name", format!("'{name}'")))?;
+        Ok(NativeModule { holder: Mutex::new(Holder::Part(Arc::clone(&self.model), part)) })
+    }
+
+    #[napi]
+    pub fn forward(&self, x: &NativeTensor) -> Result<NativeTensor> {
+        Ok(NativeTensor::wrap(lock(&self.model)?.forward(&x.inner).map_err(js)?))
+    }
+
+    #[napi]
+    pub fn forward_momentum(&self, x: &NativeTensor) -> Result<NativeTensor> {
+        Ok(NativeTensor::wrap(lock(&self.model)?.forward_momentum(&x.inner).map_err(js)?))
+    }
+
+    #[napi]
+    pub fn training_step(&mut self, x0: &NativeTensor, x1: &NativeTensor) -> Result<NativeTensor> {
+        let out = lock(&self.model)?.training_step(&x0.inner, &x1.inner).map_err(js)?;
+        self.last_momentum = out.momentum;
+        Ok(NativeTensor::wrap(out.loss))
+    }
+
+    /// The momentum the last `trainingStep` used (NaN before the first).
+    #[napi(getter)]
+    pub fn last_momentum(&self) -> f64 {
+        self.last_momentum
+    }
+
+    #[napi]
+    pub fn current_momentum(&self) -> Result<f64> {
+        lock(&self.model)?.current_momentum().map_err(js)
+    }
+
+    #[napi]
+    pub fn configure_optimizers(&self) -> Result<OptimizerConfig> {
+        Ok(lock(&self.model)?.configure_optimizers().map_err(js)?.into())
+    }
+
+    #[napi]
+    pub fn set_optimizer(&self, c: OptimizerConfig) -> Result<OptimizerConfig> {
+        if c.name != "SGD" {
+            return Err(invalid("optimizer.name", "'SGD'", format!("'{}'", c.name)));
+        }
+        let config = SgdConfig { lr: c.lr, momentum: c.momentum, dampening: c.dampening, weight_decay: c.weight_decay, nesterov: c.nesterov };
+        Ok(lock(&self.model)?.set_optimizer(config).map_err(js)?.into())
+    }
+
+    #[napi]
+    pub fn optimizer(&self) -> Result<Option<OptimizerConfig>> {
+        Ok(lock(&self.model)?.optimizer_config().map(Into::into))
+    }
+
+    #[napi(getter)]
+    pub fn learning_rate(&self) -> Result<f64> {
+        Ok(lock(&self.model)?.learning_rate)
+    }
+
+    #[napi(setter)]
+    pub fn set_learning_rate(&self, lr: f64) -> Result<()> {
+        byol::optim::check_learning_rate(lr, "learningRate").map_err(js)?;
+        lock(&self.model)?.learning_rate = lr;
+        Ok(())
+    }
+
+    #[napi(getter)]
+    pub fn schedule_length(&self) -> Result<i64> {
+        Ok(lock(&self.model)?.schedule_length)
+    }
+
+    #[napi(setter)]
+    pub fn set_schedule_length(&self, n: i64) -> Result<()> {
+        byol::byol::check_schedule(n).map_err(js)?;
+        lock(&self.model)?.schedule_length = n;
+        Ok(())
+    }
+
+    #[napi(getter)]
+    pub fn momentum_schedule(&self) -> Result<String> {
+        Ok(lock(&self.model)?.momentum_schedule.name().to_string())
+    }
+
+    #[napi(getter)]
+    pub fn global_step(&self) -> Result<i64> {
+        Ok(lock(&self.model)?.global_step)
+    }
+
+    #[napi(setter)]
+    pub fn set_global_step(&self, n: i64) -> Result<()> {
+        if n < 0 {
+            return Err(js(byol::Error::range("globalStep", "a step >= 0", n)));
+        }
+        lock(&self.model)?.global_step = n;
+        Ok(())
+    }
+
+    #[napi(getter)]
+    pub fn current_epoch(&self) -> Result<i64> {
+        Ok(lock(&self.model)?.current_epoch)
+    }
+
+    #[napi(setter)]
+    pub fn set_current_epoch(&self, n: i64) -> Result<()> {
+        if n < 0 {
+            return Err(js(byol::Error::range("currentEpoch", "an epoch >= 0", n)));
+        }
+        lock(&self.model)?.current_epoch = n;
+        Ok(())
+    }
+
+    #[napi(getter)]
+    pub fn training(&self) -> Result<bool> {
+        Ok(lock(&self.model)?.training)
+    }
+
+    #[napi]
+    pub fn train(&self, mode: bool) -> Result<()> {
+        lock(&self.model)?.training = mode;
+        Ok(())
+    }
+
+    #[napi(getter)]
+    pub fn device(&self) -> Result<String> {
+        Ok(byol::device::device_name(lock(&self.model)?.device()))
+    }
+
+    #[napi]
+    pub fn state_dict(&self) -> Result<NativeStateDict> {
+        Ok(NativeStateDict { entries: lock(&self.model)?.state_dict() })
+    }
+
+    #[napi]
+    pub fn load_state_dict(&self, dict: &NativeStateDict) -> Result<()> {
+        lock(&self.model)?.load_state_dict(&dict.entries).map_err(js)
+    }
+
+    #[napi]
+    pub fn save(&self, path: String) -> Result<()> {
+        lock(&self.model)?.save(Path::new(&path)).map_err(js)
+    }
+}
+
+/// lightly's `NegativeCosineSimilarity()(x0, x1)`.
+#[napi]
+pub fn negative_cosine_similarity(x0: &NativeTensor, x1: &NativeTensor) -> Result<NativeTensor> {
+    Ok(NativeTensor::wrap(byol::loss::negative_cosine_similarity(&x0.inner, &x1.inner).map_err(js)?))
+}

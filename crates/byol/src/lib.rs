@@ -1,0 +1,20 @@
+//! BYOL self-supervised learning on libtorch: the core of byol-torch.
+//!
+//! Everything the Node package does happens here; the binding crate only
+//! converts types and errors.
+pub mod backbones;
+pub mod byol;
+pub mod checkpoint;
+pub mod device;
+pub mod error;
+pub mod heads;
+pub mod layers;
+pub mod loss;
+pub mod momentum;
+pub mod network;
+pub mod optim;
+pub mod params;
+pub mod schedule;
+
+pub use error::{Error, Result};
+pub use tch;

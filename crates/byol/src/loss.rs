@@ -1,0 +1,19 @@
+//! BYOL's criterion.
+use crate::error::{Error, Result};
+use tch::Tensor;
+
+/// lightly's `NegativeCosineSimilarity`: `-cos(x0, x1)` along dim 1, averaged.
+pub fn negative_cosine_similarity(x0: &Tensor, x1: &Tensor) -> Result<Tensor> {
+    if x0.size() != x1.size() {
+        return Err(Error::invalid("x1", format!("the shape of x0, {:?}", x0.size()), format!("{:?}", x1.size())));
+    }
+    Ok(Tensor::f_cosine_similarity(x0, x1, 1, 1e-8)?.f_mean(None)?.f_neg()?)
+}
+
+/// The symmetrised loss of minerva's `training_step`:
+/// `0.5 * (criterion(p0, z1) + criterion(p1, z0))`.
+pub fn byol_loss(p0: &Tensor, z0: &Tensor, p1: &Tensor, z1: &Tensor) -> Result<Tensor> {
+    let a = negative_cosine_similarity(p0, z1)?;
+    let b = negative_cosine_similarity(p1, z0)?;
+    Ok(a.f_add(&b)?.f_mul_scalar(0.5)?)
+}

@@ -1,0 +1,223 @@
+"""The PyTorch reference for byol-torch's parity tests and benchmarks.
+
+No `minerva` release on PyPI has the seed's `BYOL(backbone=None,
+learning_rate=0.025, schedule=90000)` (0.3.9b0-0.3.11b0 use a DeepLabV3
+backbone and Adam), so the model is put together exactly as the seed
+describes from the pieces minerva borrowed from lightly: `BYOLProjectionHead`,
+`BYOLPredictionHead`, `NegativeCosineSimilarity`, `update_momentum`,
+`deactivate_requires_grad`, `cosine_schedule`, around torchvision's resnet18
+trunk (`nn.Sequential(*list(resnet18().children())[:-1])`).
+
+It carries byol-torch's two deliberate fixes (README, "Differences from
+minerva"): the projection head takes the trunk's feature count, and the
+momentum follows the global step.
+
+Every exchange with the tests goes through safetensors files and JSON on stdout.
+"""
+import argparse
+import copy
+import json
+import sys
+import time
+
+import torch
+import torchvision
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from lightly.loss import NegativeCosineSimilarity
+from lightly.models.modules.heads import BYOLPredictionHead, BYOLProjectionHead
+from lightly.models.utils import deactivate_requires_grad, update_momentum
+from lightly.utils.scheduler import cosine_schedule
+
+
+class MinervaBYOLProjectionHead(BYOLProjectionHead):
+    """minerva's variant: average-pool and flatten the trunk's [N, C, H, W] first."""
+
+    def __init__(self, input_dim=2048, hidden_dim=4096, output_dim=256):
+        super().__init__(input_dim, hidden_dim, output_dim)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+
+    def preprocess_step(self, x):
+        return torch.flatten(self.avgpool(x), start_dim=1)
+
+    def forward(self, x):
+        return self.layers(self.preprocess_step(x))
+
+
+def trunk(name="resnet18"):
+    resnet = getattr(torchvision.models, name)()
+    return nn.Sequential(*list(resnet.children())[:-1])
+
+
+class BYOL(nn.Module):
+    def __init__(self, backbone=None, learning_rate=0.025, schedule=90000, feature_dim=512):
+        super().__init__()
+        self.backbone = backbone if backbone is not None else trunk()
+        self.projection_head = MinervaBYOLProjectionHead(feature_dim, 4096, 256)
+        self.prediction_head = BYOLPredictionHead(256, 4096, 256)
+        self.backbone_momentum = copy.deepcopy(self.backbone)
+        self.projection_head_momentum = copy.deepcopy(self.projection_head)
+        deactivate_requires_grad(self.backbone_momentum)
+        deactivate_requires_grad(self.projection_head_momentum)
+        self.criterion = NegativeCosineSimilarity()
+        self.learning_rate = learning_rate
+        self.schedule_length = schedule
+        self.global_step = 0
+
+    def forward(self, x):
+        y = self.backbone(x)
+        z = self.projection_head(y)
+        return self.prediction_head(z)
+
+    def forward_momentum(self, x):
+        y = self.backbone_momentum(x)
+        z = self.projection_head_momentum(y)
+        return z.detach()
+
+    def training_step(self, batch, batch_idx):
+        momentum = cosine_schedule(self.global_step, self.schedule_length, 0.996, 1)
+        update_momentum(self.backbone, self.backbone_momentum, m=momentum)
+        update_momentum(self.projection_head, self.projection_head_momentum, m=momentum)
+        x0, x1 = batch
+        p0 = self.forward(x0)
+        z0 = self.forward_momentum(x0)
+        p1 = self.forward(x1)
+        z1 = self.forward_momentum(x1)
+        return 0.5 * (self.criterion(p0, z1) + self.criterion(p1, z0))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.learning_rate)
+
+
+def fit_steps(model, x0, x1, steps):
+    """What Lightning does around training_step: zero_grad, backward, step."""
+    optimizer = model.configure_optimizers()
+    model.train()
+    losses = []
+    for i in range(steps):
+        loss = model.training_step((x0, x1), i)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.global_step += 1
+        losses.append(loss.item())
+    return losses
+
+
+def cmd_init(a):
+    torch.manual_seed(a.seed)
+    model = BYOL(backbone=trunk(a.backbone), feature_dim=2048 if a.backbone == "resnet50" else 512)
+    save_file(model.state_dict(), a.out)
+    print(json.dumps({"keys": list(model.state_dict().keys())}))
+
+
+def cmd_run(a):
+    """Loads a state saved by byol-torch, then records what the tests compare."""
+    torch.set_num_threads(a.threads)
+    inputs = load_file(a.inputs)
+    x, x0, x1 = inputs["x"], inputs["x0"], inputs["x1"]
+    state = load_file(a.state)
+    model = BYOL(schedule=a.schedule, learning_rate=a.lr)
+    model.load_state_dict(state)
+    out = {}
+    with torch.no_grad():
+        model.eval()
+        out["eval.backbone"] = model.backbone(x).contiguous()
+        out["eval.forward"] = model.forward(x).contiguous()
+        out["eval.forward_momentum"] = model.forward_momentum(x).contiguous()
+    losses = fit_steps(model, x0, x1, a.steps)
+    for k, v in model.state_dict().items():
+        out["state." + k] = v.contiguous()
+    momentum_model = copy.deepcopy(model)
+    update_momentum(momentum_model.backbone, momentum_model.backbone_momentum, m=a.m)
+    for k, v in momentum_model.backbone_momentum.state_dict().items():
+        out["ema." + k] = v.contiguous()
+    save_file(out, a.out)
+    print(json.dumps({"losses": losses}))
+
+
+def cmd_torchvision(a):
+    """A torchvision resnet18 state dict and its trunk's features on `x`."""
+    torch.manual_seed(a.seed)
+    resnet = torchvision.models.resnet18()
+    save_file({k: v.contiguous() for k, v in resnet.state_dict().items()}, a.out)
+    x = load_file(a.inputs)["x"]
+    resnet.eval()
+    with torch.no_grad():
+        features = nn.Sequential(*list(resnet.children())[:-1])(x)
+    save_file({"features": features.contiguous()}, a.features)
+
+
+def cmd_load_check(a):
+    """Loads a state saved by byol-torch (strict) and prints forward outputs."""
+    model = BYOL()
+    model.load_state_dict(load_file(a.state), strict=True)
+    x = load_file(a.inputs)["x"]
+    model.eval()
+    with torch.no_grad():
+        save_file({"forward": model.forward(x).contiguous()}, a.out)
+    print(json.dumps({"ok": True, "keys": len(model.state_dict())}))
+
+
+def cmd_schedule(a):
+    grid = json.loads(a.grid)
+    values = []
+    for step, max_steps, start, end, period in grid:
+        values.append(float(cosine_schedule(step, max_steps, start, end, period)))
+    print(json.dumps({"values": values}))
+
+
+def cmd_bench(a):
+    """Steps/s of the reference training step: ResNet18, given batch and size, CPU."""
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    model = BYOL(schedule=90000)
+    optimizer = model.configure_optimizers()
+    model.train()
+    x0 = torch.randn(a.batch, 3, a.size, a.size)
+    x1 = torch.randn(a.batch, 3, a.size, a.size)
+
+    def step(i):
+        loss = model.training_step((x0, x1), i)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.global_step += 1
+        return loss
+
+    for i in range(a.warmup):
+        step(i)
+    start = time.perf_counter()
+    for i in range(a.steps):
+        step(i)
+    elapsed = time.perf_counter() - start
+    import resource
+
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"steps_per_s": a.steps / elapsed, "peak_rss_mib": peak_kib / 1024, "threads": torch.get_num_threads()}))
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("init"); s.add_argument("--out", required=True); s.add_argument("--seed", type=int, default=0); s.add_argument("--backbone", default="resnet18")
+    s = sub.add_parser("run")
+    s.add_argument("--state", required=True); s.add_argument("--inputs", required=True); s.add_argument("--out", required=True)
+    s.add_argument("--steps", type=int, default=5); s.add_argument("--lr", type=float, default=0.025)
+    s.add_argument("--schedule", type=int, default=90000); s.add_argument("--m", type=float, default=0.9)
+    s.add_argument("--threads", type=int, default=1)
+    s = sub.add_parser("torchvision"); s.add_argument("--out", required=True); s.add_argument("--inputs", required=True); s.add_argument("--features", required=True); s.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("load-check"); s.add_argument("--state", required=True); s.add_argument("--inputs", required=True); s.add_argument("--out", required=True)
+    s = sub.add_parser("schedule"); s.add_argument("--grid", required=True)
+    s = sub.add_parser("bench")
+    s.add_argument("--batch", type=int, default=32); s.add_argument("--size", type=int, default=64)
+    s.add_argument("--steps", type=int, default=20); s.add_argument("--warmup", type=int, default=3)
+    s.add_argument("--threads", type=int, default=2)
+    a = p.parse_args(argv)
+    {"init": cmd_init, "run": cmd_run, "torchvision": cmd_torchvision, "load-check": cmd_load_check,
+     "schedule": cmd_schedule, "bench": cmd_bench}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs every test: Rust core (cargo test) and the JS API with its parity tests (ava).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh
+bash scripts/cargo.sh test --release -p byol
+. scripts/env.sh
+npx ava

@@ -1,0 +1,297 @@
+import { checkNumber, guard, typeError } from './errors'
+import { native } from './native'
+import type { NativeByol, OptimizerConfig } from './native.generated'
+import {
+  Backbone,
+  fromNativeDict,
+  Module,
+  NegativeCosineSimilarity,
+  ProjectionHead,
+  StateDict,
+  toNativeDict,
+} from './modules'
+import { DeviceName, Tensor } from './tensor'
+
+/** What drives the momentum (EMA) schedule of the target networks. */
+export type MomentumSchedule = 'step' | 'epoch'
+
+export interface BYOLOptions {
+  /**
+   * `backbone`: a `Backbone` (e.g. `resnet50()` or `Backbone.fromTorchScript(path)`)
+   * or the name of a ResNet trunk. Default: a ResNet18 trunk, as minerva.
+   * A module passed here becomes `model.backbone` (the same object, as in PyTorch).
+   */
+  backbone?: Backbone | 'resnet18' | 'resnet34' | 'resnet50'
+  /** Default `new BYOLProjectionHead(featureDim, 4096, 256)`, `featureDim` read off the backbone. */
+  projectionHead?: ProjectionHead
+  /** Default `new BYOLPredictionHead(256, 4096, 256)`. */
+  predictionHead?: ProjectionHead
+  /** `learning_rate` of the SGD optimiser. Default `0.025`. */
+  learningRate?: number
+  /** `schedule`: steps over which the momentum goes from 0.996 to 1. Default `90000`. */
+  schedule?: number
+  /**
+   * `'step'` (default): the momentum follows the global step, as minerva's docs
+   * and the BYOL paper say. `'epoch'`: follows `currentEpoch`, as minerva's code does.
+   */
+  momentumSchedule?: MomentumSchedule
+  /** Default `'cpu'`. */
+  device?: DeviceName
+  /** Seeds libtorch's generator before the weights are initialised. */
+  seed?: number
+}
+
+/** The optimiser `configureOptimizers()` sets up (`torch.optim.SGD`). */
+export type SGDConfig = OptimizerConfig
+
+/**
+ * minerva's `BYOL` (Bootstrap Your Own Latent, Grill et al. 2020): an online
+ * network (backbone, projection head, prediction head) trained to predict a
+ * momentum network's projection of another view of the same image.
+ */
+export class BYOL {
+  /** @internal */
+  readonly native: NativeByol
+  /** `backbone`. */
+  readonly backbone: Backbone
+  /** `backbone_momentum`: a frozen deep copy of the backbone, updated by EMA. */
+  readonly backboneMomentum: Backbone
+  /** `projection_head`. */
+  readonly projectionHead: ProjectionHead
+  /** `projection_head_momentum`: a frozen deep copy of the projection head. */
+  readonly projectionHeadMomentum: ProjectionHead
+  /** `prediction_head`. */
+  readonly predictionHead: ProjectionHead
+  /** `criterion`: negative cosine similarity. */
+  readonly criterion = new NegativeCosineSimilarity()
+
+  constructor(options?: BYOLOptions)
+  /** @internal */
+  constructor(options: BYOLOptions, loaded: NativeByol)
+  constructor(options: BYOLOptions = {}, loaded?: NativeByol) {
+    if (options === null || typeof options !== 'object') throw typeError('options', 'an options object', options)
+    if (loaded) {
+      this.native = loaded
+    } else {
+      const learningRate = checkNumber('learningRate', options.learningRate ?? 0.025, { exclusiveMin: 0 })
+      const schedule = checkNumber('schedule', options.schedule ?? 90000, { integer: true, min: 1 })
+      const momentumSchedule = options.momentumSchedule ?? 'step'
+      if (momentumSchedule !== 'step' && momentumSchedule !== 'epoch') {
+        throw typeError('momentumSchedule', "'step' or 'epoch'", momentumSchedule)
+      }
+      if (options.seed !== undefined) checkNumber('seed', options.seed, { integer: true })
+      const { backbone, projectionHead, predictionHead } = options
+      if (backbone !== undefined && typeof backbone !== 'string' && !(backbone instanceof Backbone)) {
+        throw typeError('backbone', "a Backbone or 'resnet18' | 'resnet34' | 'resnet50'", backbone)
+      }
+      if (projectionHead !== undefined && !(projectionHead instanceof ProjectionHead)) {
+        throw typeError('projectionHead', 'a ProjectionHead', projectionHead)
+      }
+      if (predictionHead !== undefined && !(predictionHead instanceof ProjectionHead)) {
+        throw typeError('predictionHead', 'a ProjectionHead', predictionHead)
+      }
+      this.native = guard(
+        () =>
+          new native.NativeByol(
+            {
+              backboneName: typeof backbone === 'string' ? backbone : undefined,
+              learningRate,
+              schedule,
+              momentumSchedule,
+              device: options.device ?? 'cpu',
+              seed: options.seed,
+            },
+            backbone instanceof Backbone ? backbone.native : undefined,
+            projectionHead?.native,
+            predictionHead?.native,
+          ),
+      )
+    }
+    this.backbone = options.backbone instanceof Backbone ? options.backbone : new Backbone(this.native.part('backbone'))
+    this.projectionHead = options.projectionHead ?? new ProjectionHead(this.native.part('projection_head'))
+    this.predictionHead = options.predictionHead ?? new ProjectionHead(this.native.part('prediction_head'))
+    this.backboneMomentum = new Backbone(this.native.part('backbone_momentum'))
+    this.projectionHeadMomentum = new ProjectionHead(this.native.part('projection_head_momentum'))
+  }
+
+  /** Loads a model written by `save()` or by PyTorch (`save_file(model.state_dict(), path)`). */
+  static load(path: string, options: { device?: DeviceName } = {}): BYOL {
+    if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
+    const loaded = guard(() => native.NativeByol.load(path, options.device ?? 'cpu'))
+    return new BYOL({}, loaded)
+  }
+
+  /** `learning_rate`: used by the next `configureOptimizers()`. */
+  get learningRate(): number {
+    return guard(() => this.native.learningRate)
+  }
+  set learningRate(lr: number) {
+    checkNumber('learningRate', lr, { exclusiveMin: 0 })
+    guard(() => {
+      this.native.learningRate = lr
+    })
+  }
+
+  /** `schedule_length`: steps (or epochs) of the momentum schedule. */
+  get scheduleLength(): number {
+    return guard(() => this.native.scheduleLength)
+  }
+  set scheduleLength(n: number) {
+    checkNumber('scheduleLength', n, { integer: true, min: 1 })
+    guard(() => {
+      this.native.scheduleLength = n
+    })
+  }
+
+  /** What the momentum follows: `'step'` or `'epoch'`. */
+  get momentumSchedule(): MomentumSchedule {
+    return this.native.momentumSchedule as MomentumSchedule
+  }
+
+  /** Lightning's `global_step`: optimiser steps taken so far. */
+  get globalStep(): number {
+    return guard(() => this.native.globalStep)
+  }
+  set globalStep(n: number) {
+    checkNumber('globalStep', n, { integer: true, min: 0 })
+    guard(() => {
+      this.native.globalStep = n
+    })
+  }
+
+  /** Lightning's `current_epoch`. */
+  get currentEpoch(): number {
+    return guard(() => this.native.currentEpoch)
+  }
+  set currentEpoch(n: number) {
+    checkNumber('currentEpoch', n, { integer: true, min: 0 })
+    guard(() => {
+      this.native.currentEpoch = n
+    })
+  }
+
+  /** `model.training`. */
+  get training(): boolean {
+    return guard(() => this.native.training)
+  }
+
+  /** `model.train(mode)`. */
+  train(mode = true): this {
+    guard(() => this.native.train(mode))
+    return this
+  }
+
+  /** `model.eval()`. */
+  eval(): this {
+    return this.train(false)
+  }
+
+  /** Where the parameters live. */
+  get device(): string {
+    return guard(() => this.native.device)
+  }
+
+  /** The momentum the next `trainingStep` will use. */
+  get momentum(): number {
+    return guard(() => this.native.currentMomentum())
+  }
+
+  /** The momentum the last `trainingStep` used (NaN before the first). */
+  get lastMomentum(): number {
+    return this.native.lastMomentum
+  }
+
+  /** `forward(x)`: `predictionHead(projectionHead(backbone(x)))`. */
+  forward(x: Tensor): Tensor {
+    if (!(x instanceof Tensor)) throw typeError('x', 'a Tensor', x)
+    return new Tensor(guard(() => this.native.forward(x.native)))
+  }
+
+  /** `forward_momentum(x)`: `projectionHeadMomentum(backboneMomentum(x))`, detached. */
+  forwardMomentum(x: Tensor): Tensor {
+    if (!(x instanceof Tensor)) throw typeError('x', 'a Tensor', x)
+    return new Tensor(guard(() => this.native.forwardMomentum(x.native)))
+  }
+
+  /**
+   * `training_step(batch, batch_idx)`, plus what Lightning does around it: the
+   * momentum update, the four forwards, the loss, backward and the optimiser
+   * step, all in libtorch. Runs in training mode. Returns the loss.
+   */
+  trainingStep(batch: readonly [Tensor, Tensor], batchIdx = 0): Tensor {
+    if (!Array.isArray(batch) || batch.length !== 2) throw typeError('batch', 'a pair [x0, x1] of Tensors', batch)
+    const [x0, x1] = batch
+    if (!(x0 instanceof Tensor)) throw typeError('batch[0]', 'a Tensor', x0)
+    if (!(x1 instanceof Tensor)) throw typeError('batch[1]', 'a Tensor', x1)
+    checkNumber('batchIdx', batchIdx, { integer: true, min: 0 })
+    return new Tensor(guard(() => this.native.trainingStep(x0.native, x1.native)))
+  }
+
+  /** `configure_optimizers()`: SGD at `learningRate`, which `trainingStep` then uses. */
+  configureOptimizers(): SGDConfig {
+    return guard(() => this.native.configureOptimizers())
+  }
+
+  /**
+   * `cosine_schedule(step, max_steps, start_value, end_value, period=None)`:
+   * `startValue` at step 0 to `endValue` at `maxSteps - 1`, held there after.
+   * Throws `RangeError` for `step < 0`, `maxSteps < 1` or `period <= 0`; warns
+   * (`process.emitWarning`) when `step > maxSteps`.
+   */
+  cosineSchedule(step: number, maxSteps: number, startValue: number, endValue: number, period?: number): number {
+    return cosineSchedule(step, maxSteps, startValue, endValue, period)
+  }
+
+  /** `update_momentum(model, model_ema, m)`: `ema = ema * m + model * (1 - m)`, parameters only. */
+  updateMomentum(model: Module, modelEma: Module, m: number): void {
+    updateMomentum(model, modelEma, m)
+  }
+
+  /** `deactivate_requires_grad(model)`: freezes every parameter. */
+  deactivateRequiresGrad(model: Module): void {
+    deactivateRequiresGrad(model)
+  }
+
+  /** `state_dict()`, with PyTorch's keys (`backbone.0.weight`, `projection_head.layers.0.weight`, ...). */
+  stateDict(): StateDict {
+    return fromNativeDict(guard(() => this.native.stateDict()))
+  }
+
+  /** `load_state_dict(dict, strict=True)`. Nothing changes if a key or shape is wrong. */
+  loadStateDict(dict: StateDict): void {
+    const d = toNativeDict(dict)
+    guard(() => this.native.loadStateDict(d))
+  }
+
+  /** Saves the state dict as safetensors, atomically; PyTorch reads it with `safetensors.torch.load_file`. */
+  save(path: string): void {
+    if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
+    guard(() => this.native.save(path))
+  }
+}
+
+/** lightly's `cosine_schedule` (see `BYOL.cosineSchedule`). */
+export function cosineSchedule(step: number, maxSteps: number, startValue: number, endValue: number, period?: number): number {
+  checkNumber('step', step, { integer: true })
+  checkNumber('maxSteps', maxSteps, { integer: true })
+  checkNumber('startValue', startValue)
+  checkNumber('endValue', endValue)
+  if (period !== undefined && period !== null) checkNumber('period', period, { integer: true })
+  const r = guard(() => native.cosineSchedule(step, maxSteps, startValue, endValue, period ?? undefined))
+  if (r.pastEnd) process.emitWarning(`Current step number ${step} exceeds max_steps ${maxSteps}.`, 'RuntimeWarning')
+  return r.value
+}
+
+/** lightly's `update_momentum(model, model_ema, m)`. */
+export function updateMomentum(model: Module, modelEma: Module, m: number): void {
+  if (!(model instanceof Module)) throw typeError('model', 'a Module', model)
+  if (!(modelEma instanceof Module)) throw typeError('modelEma', 'a Module', modelEma)
+  checkNumber('m', m)
+  guard(() => native.updateMomentum(model.native, modelEma.native, m))
+}
+
+/** lightly's `deactivate_requires_grad(model)`. */
+export function deactivateRequiresGrad(model: Module): void {
+  if (!(model instanceof Module)) throw typeError('model', 'a Module', model)
+  guard(() => model.native.deactivateRequiresGrad())
+}

@@ -1,0 +1,34 @@
+/**
+ * byol-torch: BYOL self-supervised training for Node.js on libtorch, with the
+ * API of minerva's `minerva.models.ssl.byol` in camelCase.
+ */
+export { libtorch, LibtorchNotFoundError, TORCH_VERSION, INSTALL_COMMAND } from './native'
+export type { LibtorchLocation } from './native'
+export {
+  Tensor,
+  randn,
+  zeros,
+  manualSeed,
+  cudaIsAvailable,
+  cudaDeviceCount,
+  setNumThreads,
+  getNumThreads,
+} from './tensor'
+export type { DeviceName, DType, TypedArrayInput, TensorOptions, RandomOptions } from './tensor'
+export {
+  Module,
+  Backbone,
+  ProjectionHead,
+  BYOLProjectionHead,
+  BYOLPredictionHead,
+  NegativeCosineSimilarity,
+  resnet18,
+  resnet34,
+  resnet50,
+  loadSafetensors,
+  saveSafetensors,
+} from './modules'
+export type { StateDict, Block, NonLinearity, ModuleOptions } from './modules'
+export { BYOL, cosineSchedule, updateMomentum, deactivateRequiresGrad } from './byol'
+export type { BYOLOptions, MomentumSchedule, SGDConfig } from './byol'
+export type { ByolErrorCode, CodedError } from './errors'

@@ -1,0 +1,254 @@
+import { checkNumber, guard, typeError } from './errors'
+import { native } from './native'
+import type { NativeModule, NativeStateDict } from './native.generated'
+import { DeviceName, Tensor } from './tensor'
+
+/** `state_dict()`: tensors by PyTorch's key names, in registration order. */
+export type StateDict = Record<string, Tensor>
+
+/** @internal */
+export function fromNativeDict(d: NativeStateDict): StateDict {
+  const out: StateDict = {}
+  for (const k of d.keys()) {
+    const t = d.get(k)
+    if (t) out[k] = new Tensor(t)
+  }
+  return out
+}
+
+/** @internal */
+export function toNativeDict(dict: StateDict, arg = 'stateDict'): NativeStateDict {
+  if (dict === null || typeof dict !== 'object') throw typeError(arg, 'an object of Tensors keyed by name', dict)
+  const d = new native.NativeStateDict()
+  for (const [k, t] of Object.entries(dict)) {
+    if (!(t instanceof Tensor)) throw typeError(`${arg}['${k}']`, 'a Tensor', t)
+    d.set(k, t.native)
+  }
+  return d
+}
+
+/** Reads every tensor of a safetensors file (PyTorch's `safetensors.torch.load_file`). */
+export function loadSafetensors(path: string): StateDict {
+  if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
+  return fromNativeDict(guard(() => native.NativeStateDict.load(path)))
+}
+
+/** Writes tensors to a safetensors file, atomically (temporary file, then rename). */
+export function saveSafetensors(dict: StateDict, path: string): void {
+  if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
+  const d = toNativeDict(dict)
+  guard(() => d.save(path))
+}
+
+export interface ModuleOptions {
+  /** Where the parameters live. Default `'cpu'`. */
+  device?: DeviceName
+  /** Seeds libtorch's generator before initialising the weights. */
+  seed?: number
+}
+
+/** A network (`torch.nn.Module`): a backbone, a head, or a momentum copy of one. */
+export class Module {
+  /** @internal */
+  constructor(readonly native: NativeModule) {}
+
+  /** `module(x)` / `module.forward(x)`. */
+  forward(x: Tensor): Tensor {
+    if (!(x instanceof Tensor)) throw typeError('x', 'a Tensor', x)
+    return new Tensor(guard(() => this.native.forward(x.native)))
+  }
+
+  /** `module.training`. */
+  get training(): boolean {
+    return guard(() => this.native.training)
+  }
+
+  /** `module.train(mode)`. Returns the module. */
+  train(mode = true): this {
+    guard(() => this.native.train(mode))
+    return this
+  }
+
+  /** `module.eval()`. Returns the module. */
+  eval(): this {
+    return this.train(false)
+  }
+
+  /** Whether any parameter still has `requires_grad` set. */
+  get requiresGrad(): boolean {
+    return guard(() => this.native.requiresGrad)
+  }
+
+  /** Number of parameter elements (`sum(p.numel() for p in module.parameters())`). */
+  get numParameters(): number {
+    return guard(() => this.native.numParameters)
+  }
+
+  /** `module.device` of the parameters, e.g. `'cpu'`. */
+  get device(): string {
+    return guard(() => this.native.device)
+  }
+
+  /** `module.state_dict()`: tensors share memory with the module. */
+  stateDict(): StateDict {
+    return fromNativeDict(guard(() => this.native.stateDict()))
+  }
+
+  /** `module.load_state_dict(dict, strict=True)`. Nothing changes if a key or shape is wrong. */
+  loadStateDict(dict: StateDict): void {
+    const d = toNativeDict(dict)
+    guard(() => this.native.loadStateDict(d))
+  }
+
+  /** `copy.deepcopy(module)`. */
+  deepCopy(): Module {
+    return new Module(guard(() => this.native.deepCopy()))
+  }
+}
+
+/** A feature extractor: a ResNet trunk or a TorchScript module. */
+export class Backbone extends Module {
+  /**
+   * Loads a module saved with `torch.jit.save(torch.jit.script(model), path)`
+   * (or `torch.jit.trace`): the Node form of minerva's `backbone: nn.Module`.
+   * Its parameters are trained; its output must be `[N, C, ...]`.
+   */
+  static fromTorchScript(path: string, options: { device?: DeviceName } = {}): Backbone {
+    if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
+    return new Backbone(guard(() => native.torchscript(path, options.device ?? 'cpu')))
+  }
+
+  /** `'resnet18'`, `'resnet34'`, `'resnet50'` or `'torchscript'`. */
+  get kind(): string {
+    return guard(() => this.native.kind)
+  }
+
+  /** Channels of the output (512 for ResNet18/34, 2048 for ResNet50). */
+  get featureDim(): number {
+    return guard(() => this.native.featureDim())
+  }
+
+  /** The trunk's weights with torchvision's keys (`conv1.weight`, `layer1.0.bn1.running_mean`, ...). */
+  torchvisionStateDict(): StateDict {
+    return fromNativeDict(guard(() => this.native.torchvisionStateDict()))
+  }
+}
+
+function makeResnet(name: string, options: ModuleOptions): Backbone {
+  if (options.seed !== undefined) checkNumber('options.seed', options.seed, { integer: true })
+  return new Backbone(guard(() => native.resnet(name, options.device ?? 'cpu', options.seed)))
+}
+
+/**
+ * torchvision's `resnet18()` without `fc`, as minerva builds its default trunk
+ * (`nn.Sequential(*list(resnet.children())[:-1])`): output `[N, 512, 1, 1]`.
+ * Kaiming-normal (fan_out) convolutions, BatchNorm weight 1 and bias 0.
+ */
+export function resnet18(options: ModuleOptions = {}): Backbone {
+  return makeResnet('resnet18', options)
+}
+
+/** torchvision's `resnet34()` trunk: output `[N, 512, 1, 1]`. */
+export function resnet34(options: ModuleOptions = {}): Backbone {
+  return makeResnet('resnet34', options)
+}
+
+/** torchvision's `resnet50()` trunk: output `[N, 2048, 1, 1]`. */
+export function resnet50(options: ModuleOptions = {}): Backbone {
+  return makeResnet('resnet50', options)
+}
+
+/** An activation of a head block: minerva passes `nn.ReLU()` and the like. */
+export type NonLinearity = 'relu' | 'gelu' | 'tanh'
+
+/**
+ * One block of a head, as minerva's tuples:
+ * `[inputDim, outputDim, batchNorm, nonLinearity, bias?]`. `batchNorm: true`
+ * stands for `nn.BatchNorm1d(outputDim)`; `bias` defaults to "no bias when
+ * batch-normalised".
+ */
+export type Block =
+  | readonly [inputDim: number, outputDim: number, batchNorm: boolean | null, nonLinearity: NonLinearity | null]
+  | readonly [inputDim: number, outputDim: number, batchNorm: boolean | null, nonLinearity: NonLinearity | null, bias: boolean]
+
+function toNativeBlocks(blocks: readonly Block[]) {
+  if (!Array.isArray(blocks)) throw typeError('blocks', 'an array of [inputDim, outputDim, batchNorm, nonLinearity, bias?] tuples', blocks)
+  return blocks.map((b, i) => {
+    if (!Array.isArray(b) || b.length < 4 || b.length > 5) {
+      throw typeError(`blocks[${i}]`, 'a tuple [inputDim, outputDim, batchNorm, nonLinearity, bias?]', b)
+    }
+    const [inputDim, outputDim, batchNorm, nonLinearity, bias] = b
+    checkNumber(`blocks[${i}][0]`, inputDim, { integer: true, min: 1 })
+    checkNumber(`blocks[${i}][1]`, outputDim, { integer: true, min: 1 })
+    if (batchNorm !== null && typeof batchNorm !== 'boolean') throw typeError(`blocks[${i}][2]`, 'a boolean or null', batchNorm)
+    if (nonLinearity !== null && typeof nonLinearity !== 'string') throw typeError(`blocks[${i}][3]`, "'relu', 'gelu', 'tanh' or null", nonLinearity)
+    if (bias !== undefined && typeof bias !== 'boolean') throw typeError(`blocks[${i}][4]`, 'a boolean', bias)
+    return { inputDim, outputDim, batchNorm: batchNorm === true, nonLinearity: nonLinearity ?? undefined, bias }
+  })
+}
+
+/** minerva's `ProjectionHead(blocks)`: base class of projection and prediction heads. */
+export class ProjectionHead extends Module {
+  constructor(blocks: readonly Block[], options?: ModuleOptions)
+  /** @internal */
+  constructor(blocks: readonly Block[] | NativeModule, options?: ModuleOptions, preprocess?: 'identity' | 'avgpool')
+  constructor(blocks: readonly Block[] | NativeModule, options: ModuleOptions = {}, preprocess: 'identity' | 'avgpool' = 'identity') {
+    if (Array.isArray(blocks)) {
+      const specs = toNativeBlocks(blocks as readonly Block[])
+      if (options.seed !== undefined) checkNumber('options.seed', options.seed, { integer: true })
+      super(guard(() => native.projectionHead(specs, preprocess, options.device ?? 'cpu', options.seed)))
+    } else {
+      super(blocks as NativeModule)
+    }
+  }
+
+  /** `head.layers`: the `nn.Sequential`'s layers, as PyTorch prints them. */
+  get layers(): string[] {
+    return guard(() => this.native.layers)
+  }
+
+  /** `head.preprocess_step(x)`: identity here; pool and flatten in `BYOLProjectionHead`. */
+  preprocessStep(x: Tensor): Tensor {
+    if (!(x instanceof Tensor)) throw typeError('x', 'a Tensor', x)
+    return new Tensor(guard(() => this.native.preprocessStep(x.native)))
+  }
+}
+
+function byolBlocks(inputDim: number, hiddenDim: number, outputDim: number): Block[] {
+  return [
+    [inputDim, hiddenDim, true, 'relu'],
+    [hiddenDim, outputDim, null, null],
+  ]
+}
+
+/**
+ * minerva's `BYOLProjectionHead(input_dim=2048, hidden_dim=4096, output_dim=256)`:
+ * Linear, BatchNorm1d, ReLU, Linear, after `preprocessStep` (adaptive average
+ * pooling to 1x1, then flatten), so it takes the trunk's `[N, C, H, W]` output.
+ */
+export class BYOLProjectionHead extends ProjectionHead {
+  constructor(inputDim = 2048, hiddenDim = 4096, outputDim = 256, options: ModuleOptions = {}) {
+    super(byolBlocks(inputDim, hiddenDim, outputDim), options, 'avgpool')
+  }
+
+  /** `head.avgpool`: `nn.AdaptiveAvgPool2d((1, 1))`. */
+  get avgpool(): string {
+    return 'AdaptiveAvgPool2d(output_size=(1, 1))'
+  }
+}
+
+/** minerva's `BYOLPredictionHead(input_dim=256, hidden_dim=4096, output_dim=256)`. */
+export class BYOLPredictionHead extends ProjectionHead {
+  constructor(inputDim = 256, hiddenDim = 4096, outputDim = 256, options: ModuleOptions = {}) {
+    super(byolBlocks(inputDim, hiddenDim, outputDim), options, 'identity')
+  }
+}
+
+/** lightly's `NegativeCosineSimilarity`, BYOL's `criterion`: `-cos(x0, x1)` along dim 1, averaged. */
+export class NegativeCosineSimilarity {
+  forward(x0: Tensor, x1: Tensor): Tensor {
+    if (!(x0 instanceof Tensor)) throw typeError('x0', 'a Tensor', x0)
+    if (!(x1 instanceof Tensor)) throw typeError('x1', 'a Tensor', x1)
+    return new Tensor(guard(() => native.negativeCosineSimilarity(x0.native, x1.native)))
+  }
+}

@@ -1,0 +1,130 @@
+import { checkNumber, guard, typeError } from './errors'
+import { native } from './native'
+import type { NativeTensor } from './native.generated'
+
+/** `'cpu'`, `'cuda'`, `'cuda:N'` or `'auto'` (CUDA when present, else CPU). */
+export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}` | 'auto'
+
+/** Element types a tensor can be made from. */
+export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'int16' | 'int8' | 'uint8'
+
+export type TypedArrayInput = Float32Array | Float64Array | Int32Array | BigInt64Array | Int16Array | Int8Array | Uint8Array
+
+export interface TensorOptions {
+  /** Where to put the tensor. Default `'cpu'`. */
+  device?: DeviceName
+}
+
+function dtypeOf(data: unknown): DType {
+  if (data instanceof Float32Array) return 'float32'
+  if (data instanceof Float64Array) return 'float64'
+  if (data instanceof Int32Array) return 'int32'
+  if (data instanceof BigInt64Array) return 'int64'
+  if (data instanceof Int16Array) return 'int16'
+  if (data instanceof Int8Array) return 'int8'
+  if (data instanceof Uint8Array) return 'uint8'
+  throw typeError('data', 'a Float32Array, Float64Array, Int32Array, BigInt64Array, Int16Array, Int8Array or Uint8Array', data)
+}
+
+export function checkShape(shape: unknown, arg = 'shape'): number[] {
+  if (!Array.isArray(shape)) throw typeError(arg, 'an array of non-negative integers', shape)
+  shape.forEach((d, i) => checkNumber(`${arg}[${i}]`, d, { integer: true, min: 0 }))
+  return shape as number[]
+}
+
+/** A libtorch tensor (`torch.Tensor`). */
+export class Tensor {
+  /** @internal */
+  constructor(readonly native: NativeTensor) {}
+
+  /**
+   * Makes a tensor from a typed array in row-major order. The values are copied
+   * once, straight from the array's memory into libtorch.
+   */
+  static fromTypedArray(data: TypedArrayInput, shape: readonly number[], options: TensorOptions = {}): Tensor {
+    const dtype = dtypeOf(data)
+    checkShape(shape)
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    return new Tensor(guard(() => native.tensorFromBytes(bytes, [...shape], dtype, options.device ?? 'cpu')))
+  }
+
+  /** `tensor.shape`. */
+  get shape(): number[] {
+    return this.native.shape
+  }
+
+  /** `tensor.dtype`, e.g. `'float32'`. */
+  get dtype(): string {
+    return this.native.dtype
+  }
+
+  /** `tensor.device`, e.g. `'cpu'` or `'cuda:0'`. */
+  get device(): string {
+    return this.native.device
+  }
+
+  /** Number of elements. */
+  get numel(): number {
+    return this.shape.reduce((a, b) => a * b, 1)
+  }
+
+  /** The values as float32 in row-major order (copied off the device if needed). */
+  toFloat32Array(): Float32Array {
+    return guard(() => this.native.toFloat32Array())
+  }
+
+  /** `tensor.to(device)`. */
+  to(device: DeviceName): Tensor {
+    return new Tensor(guard(() => this.native.to(device)))
+  }
+
+  /** `tensor.item()`: the value of a one-element tensor. */
+  item(): number {
+    return guard(() => this.native.item())
+  }
+}
+
+export interface RandomOptions extends TensorOptions {
+  /** Reseeds libtorch's generator first (`torch.manual_seed`). */
+  seed?: number
+}
+
+/** `torch.randn(shape)`: standard normal float32 values. */
+export function randn(shape: readonly number[], options: RandomOptions = {}): Tensor {
+  checkShape(shape)
+  if (options.seed !== undefined) checkNumber('options.seed', options.seed, { integer: true })
+  return new Tensor(guard(() => native.randn([...shape], options.seed, options.device ?? 'cpu')))
+}
+
+/** `torch.zeros(shape)`, float32. */
+export function zeros(shape: readonly number[], options: TensorOptions = {}): Tensor {
+  checkShape(shape)
+  return new Tensor(guard(() => native.zeros([...shape], options.device ?? 'cpu')))
+}
+
+/** `torch.manual_seed(seed)`. */
+export function manualSeed(seed: number): void {
+  checkNumber('seed', seed, { integer: true })
+  native.manualSeed(seed)
+}
+
+/** `torch.cuda.is_available()`. */
+export function cudaIsAvailable(): boolean {
+  return native.cudaIsAvailable()
+}
+
+/** `torch.cuda.device_count()`. */
+export function cudaDeviceCount(): number {
+  return native.cudaDeviceCount()
+}
+
+/** `torch.set_num_threads(n)`: intra-op threads of libtorch on CPU. */
+export function setNumThreads(n: number): void {
+  checkNumber('n', n, { integer: true, min: 1 })
+  guard(() => native.setNumThreads(n))
+}
+
+/** `torch.get_num_threads()`. */
+export function getNumThreads(): number {
+  return native.getNumThreads()
+}
