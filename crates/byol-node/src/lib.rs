@@ -235,9 +235,8 @@ impl NativeStateDict {
         let entries = self
             .entries
             .iter()
-            .map(|(k, t)| Ok((k.clone(), t.f_detach()?.f_clone(t)?)))
-            .collect::<std::result::Result<Vec<_>, tch::TchError>>()
-            .map_err(|e| js(e.into()))?;
+            .map(|(k, t)| Ok((k.clone(), byol::params::fresh_copy(t).map_err(js)?)))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self { entries })
     }
 
@@ -467,10 +466,9 @@ pub fn update_momentum(model: &NativeModule, model_ema: &NativeModule, m: f64) -
         if !(0.0..=1.0).contains(&m) {
             return Err(js(byol::Error::range("m", "a momentum in [0, 1]", m)));
         }
-        let _g = tch::no_grad_guard();
-        for (mut e, p) in targets.into_iter().zip(online.iter()) {
-            let _ = e.f_lerp_(p, 1.0 - m).map_err(|e| js(e.into()))?;
-        }
+        let ema: Vec<&Tensor> = targets.iter().collect();
+        let online: Vec<&Tensor> = online.iter().collect();
+        byol::params::ema_update(&ema, &online, m).map_err(js)?;
         Ok(())
     })
 }

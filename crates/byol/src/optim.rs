@@ -77,7 +77,7 @@ impl Sgd {
             }
             if self.momentum != 0.0 {
                 let buf = match self.buffers[i].take() {
-                    None => d.f_detach()?.f_clone(&d)?,
+                    None => crate::params::fresh_copy(&d)?,
                     Some(mut b) => {
                         let _ = b.f_mul_scalar_(self.momentum)?;
                         let _ = b.f_add_(&d.f_mul_scalar(1.0 - self.dampening)?)?;

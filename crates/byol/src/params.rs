@@ -78,7 +78,7 @@ impl Params {
         let _guard = tch::no_grad_guard();
         let mut out = Params::new();
         for e in &self.entries {
-            let t = e.tensor.f_detach()?.f_clone(&e.tensor)?;
+            let t = fresh_copy(&e.tensor)?;
             let t = if e.role == Role::Parameter { t.f_set_requires_grad(e.tensor.requires_grad())? } else { t };
             out.entries.push(Entry { name: e.name.clone(), role: e.role, tensor: t });
         }
@@ -158,12 +158,9 @@ impl Params {
     /// `self = self * m + other * (1 - m)` over parameters only, as lightly's
     /// `update_momentum` (BatchNorm buffers keep their own running statistics).
     pub fn ema_from(&self, online: &Params, m: f64) -> Result<()> {
-        let _guard = tch::no_grad_guard();
-        for (ema, p) in self.parameters().zip(online.parameters()) {
-            let mut ema = ema.shallow_clone();
-            let _ = ema.f_lerp_(p, 1.0 - m)?;
-        }
-        Ok(())
+        let online: Vec<&Tensor> = online.parameters().collect();
+        let ema: Vec<&Tensor> = self.parameters().collect();
+        ema_update(&ema, &online, m)
     }
 
     /// Fills parameter and buffer values from `other`, which must have the same layout.
@@ -196,4 +193,27 @@ pub(crate) fn list(keys: &[String]) -> String {
         s.push_str(&format!(" and {} more", keys.len() - SHOWN));
     }
     s
+}
+
+/// A new tensor with the values of `t`, sharing nothing with it and outside
+/// any autograd graph (tch's `f_clone` is `clone_out`, which writes into its argument).
+pub fn fresh_copy(t: &Tensor) -> Result<Tensor> {
+    let _guard = tch::no_grad_guard();
+    let mut out = t.f_empty_like()?;
+    out.f_copy_(t)?;
+    Ok(out.f_detach()?)
+}
+
+/// `ema = ema * m + online * (1 - m)`, in that order of float32 operations so
+/// that the result is bit-identical to lightly's `update_momentum` (a fused
+/// `lerp_` rounds differently, and BYOL's dynamics amplify such differences).
+pub fn ema_update(ema: &[&Tensor], online: &[&Tensor], m: f64) -> Result<()> {
+    let _guard = tch::no_grad_guard();
+    for (e, p) in ema.iter().zip(online) {
+        let mut e = e.shallow_clone();
+        let scaled = p.f_mul_scalar(1.0 - m)?;
+        let _ = e.f_mul_scalar_(m)?;
+        let _ = e.f_add_(&scaled)?;
+    }
+    Ok(())
 }
