@@ -160,6 +160,31 @@ def cmd_load_check(a):
     print(json.dumps({"ok": True, "keys": len(model.state_dict())}))
 
 
+class SmallNet(nn.Module):
+    """A tiny trunk for TorchScript tests: [N, 3, H, W] -> [N, 8, 1, 1]."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.pool = nn.AdaptiveAvgPool2d((1, 1))
+
+    def forward(self, x):
+        return self.pool(torch.relu(self.bn(self.conv(x))))
+
+
+def cmd_torchscript(a):
+    """Exports SmallNet with torch.jit.script and records its eval output on `x`."""
+    torch.manual_seed(a.seed)
+    net = SmallNet()
+    scripted = torch.jit.script(net)
+    scripted.save(a.out)
+    x = load_file(a.inputs)["x"]
+    net.eval()
+    with torch.no_grad():
+        save_file({"y": net(x).contiguous()}, a.features)
+
+
 def cmd_schedule(a):
     grid = json.loads(a.grid)
     values = []
@@ -210,13 +235,14 @@ def main(argv):
     s = sub.add_parser("torchvision"); s.add_argument("--out", required=True); s.add_argument("--inputs", required=True); s.add_argument("--features", required=True); s.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("load-check"); s.add_argument("--state", required=True); s.add_argument("--inputs", required=True); s.add_argument("--out", required=True)
     s = sub.add_parser("schedule"); s.add_argument("--grid", required=True)
+    s = sub.add_parser("torchscript"); s.add_argument("--out", required=True); s.add_argument("--inputs", required=True); s.add_argument("--features", required=True); s.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("bench")
     s.add_argument("--batch", type=int, default=32); s.add_argument("--size", type=int, default=64)
     s.add_argument("--steps", type=int, default=20); s.add_argument("--warmup", type=int, default=3)
     s.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     {"init": cmd_init, "run": cmd_run, "torchvision": cmd_torchvision, "load-check": cmd_load_check,
-     "schedule": cmd_schedule, "bench": cmd_bench}[a.cmd](a)
+     "schedule": cmd_schedule, "torchscript": cmd_torchscript, "bench": cmd_bench}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ export type ByolErrorCode =
   | 'ERR_BYOL_DEVICE'
   | 'ERR_BYOL_TORCH'
   | 'ERR_BYOL_STATE'
+  | 'ERR_BYOL_DISPOSED'
 
 export type CodedError = Error & { code: string }
 

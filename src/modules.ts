@@ -22,7 +22,7 @@ export function toNativeDict(dict: StateDict, arg = 'stateDict'): NativeStateDic
   const d = new native.NativeStateDict()
   for (const [k, t] of Object.entries(dict)) {
     if (!(t instanceof Tensor)) throw typeError(`${arg}['${k}']`, 'a Tensor', t)
-    d.set(k, t.native)
+    guard(() => d.set(k, t.native))
   }
   return d
 }

@@ -50,17 +50,17 @@ export class Tensor {
 
   /** `tensor.shape`. */
   get shape(): number[] {
-    return this.native.shape
+    return guard(() => this.native.shape)
   }
 
   /** `tensor.dtype`, e.g. `'float32'`. */
   get dtype(): string {
-    return this.native.dtype
+    return guard(() => this.native.dtype)
   }
 
   /** `tensor.device`, e.g. `'cpu'` or `'cuda:0'`. */
   get device(): string {
-    return this.native.device
+    return guard(() => this.native.device)
   }
 
   /** Number of elements. */
@@ -76,6 +76,20 @@ export class Tensor {
   /** `tensor.to(device)`. */
   to(device: DeviceName): Tensor {
     return new Tensor(guard(() => this.native.to(device)))
+  }
+
+  /**
+   * Frees the tensor's memory now. Node runs the finalizers of native objects
+   * only between event-loop turns, so a long synchronous loop should dispose
+   * of the tensors it no longer needs. Using a disposed tensor throws.
+   */
+  dispose(): void {
+    this.native.dispose()
+  }
+
+  /** Whether `dispose()` was called. */
+  get disposed(): boolean {
+    return this.native.disposed
   }
 
   /** `tensor.item()`: the value of a one-element tensor. */

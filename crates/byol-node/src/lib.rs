@@ -52,45 +52,63 @@ fn kind_from_name(name: &str) -> Result<Kind> {
 
 // ---------------------------------------------------------------- tensors
 
-/// A libtorch tensor.
+/// A libtorch tensor. `None` once disposed.
 #[napi]
 pub struct NativeTensor {
-    pub(crate) inner: Tensor,
+    pub(crate) tensor: Option<Tensor>,
 }
 
 impl NativeTensor {
     fn wrap(inner: Tensor) -> Self {
-        Self { inner }
+        Self { tensor: Some(inner) }
+    }
+
+    fn get(&self) -> Result<&Tensor> {
+        self.tensor.as_ref().ok_or_else(|| {
+            napi::Error::new(Status::InvalidArg, "[ERR_BYOL_DISPOSED] tensor: this tensor was disposed and holds no data".to_string())
+        })
     }
 }
 
 #[napi]
 impl NativeTensor {
     #[napi(getter)]
-    pub fn shape(&self) -> Vec<i64> {
-        self.inner.size()
+    pub fn shape(&self) -> Result<Vec<i64>> {
+        Ok(self.get()?.size())
     }
 
     #[napi(getter)]
-    pub fn dtype(&self) -> String {
-        byol::network::kind_name(self.inner.kind()).to_string()
+    pub fn dtype(&self) -> Result<String> {
+        Ok(byol::network::kind_name(self.get()?.kind()).to_string())
     }
 
     #[napi(getter)]
-    pub fn device(&self) -> String {
-        byol::device::device_name(self.inner.device())
+    pub fn device(&self) -> Result<String> {
+        Ok(byol::device::device_name(self.get()?.device()))
     }
 
     #[napi(getter)]
-    pub fn requires_grad(&self) -> bool {
-        self.inner.requires_grad()
+    pub fn requires_grad(&self) -> Result<bool> {
+        Ok(self.get()?.requires_grad())
+    }
+
+    /// Frees the tensor's memory now rather than when JS garbage-collects it
+    /// (Node runs addon finalizers only between event-loop turns).
+    #[napi]
+    pub fn dispose(&mut self) {
+        self.tensor = None;
+    }
+
+    #[napi(getter)]
+    pub fn disposed(&self) -> bool {
+        self.tensor.is_none()
     }
 
     /// The values as float32, in row-major order. The buffer is handed to JS without a further copy.
     #[napi]
     pub fn to_float32_array(&self) -> Result<Float32Array> {
         let t = self
-            .inner
+            .get()?
             .f_detach()
             .and_then(|t| t.f_to_device(tch::Device::Cpu))
             .and_then(|t| t.f_to_kind(Kind::Float))
@@ -104,19 +122,20 @@ impl NativeTensor {
     #[napi]
     pub fn to(&self, device_name: String) -> Result<NativeTensor> {
         let d = device(Some(device_name))?;
-        Ok(Self::wrap(self.inner.f_to_device(d).map_err(|e| js(e.into()))?))
+        Ok(Self::wrap(self.get()?.f_to_device(d).map_err(|e| js(e.into()))?))
     }
 
     #[napi]
     pub fn item(&self) -> Result<f64> {
-        if self.inner.numel() != 1 {
+        let t = self.get()?;
+        if t.numel() != 1 {
             return Err(js(byol::Error::range(
                 "tensor",
                 "a tensor with exactly one element for item()",
-                format!("shape {:?}", self.inner.size()),
+                format!("shape {:?}", t.size()),
             )));
         }
-        self.inner.f_double_value(&[]).map_err(|e| js(e.into()))
+        t.f_double_value(&[]).map_err(|e| js(e.into()))
     }
 }
 
@@ -221,12 +240,13 @@ impl NativeStateDict {
     }
 
     #[napi]
-    pub fn set(&mut self, key: String, tensor: &NativeTensor) {
-        let t = tensor.inner.shallow_clone();
+    pub fn set(&mut self, key: String, tensor: &NativeTensor) -> Result<()> {
+        let t = tensor.get()?.shallow_clone();
         match self.entries.iter_mut().find(|(k, _)| *k == key) {
             Some(e) => e.1 = t,
             None => self.entries.push((key, t)),
         }
+        Ok(())
     }
 
     /// Copies every tensor (so the dict no longer shares storage with a model).
@@ -295,13 +315,13 @@ fn module_of(net: Network) -> NativeModule {
 impl NativeModule {
     #[napi]
     pub fn forward(&self, x: &NativeTensor) -> Result<NativeTensor> {
-        with_net(self, |n, training| Ok(NativeTensor::wrap(n.forward(&x.inner, *training).map_err(js)?)))
+        with_net(self, |n, training| Ok(NativeTensor::wrap(n.forward(x.get()?, *training).map_err(js)?)))
     }
 
     #[napi]
     pub fn preprocess_step(&self, x: &NativeTensor) -> Result<NativeTensor> {
         with_net(self, |n, _| match &*n.arch {
-            Arch::Head(h) => Ok(NativeTensor::wrap(h.preprocess_step(&x.inner).map_err(js)?)),
+            Arch::Head(h) => Ok(NativeTensor::wrap(h.preprocess_step(x.get()?).map_err(js)?)),
             _ => Err(invalid("module", "a projection or prediction head", "a backbone")),
         })
     }
@@ -611,17 +631,17 @@ impl NativeByol {
 
     #[napi]
     pub fn forward(&self, x: &NativeTensor) -> Result<NativeTensor> {
-        Ok(NativeTensor::wrap(lock(&self.model)?.forward(&x.inner).map_err(js)?))
+        Ok(NativeTensor::wrap(lock(&self.model)?.forward(x.get()?).map_err(js)?))
     }
 
     #[napi]
     pub fn forward_momentum(&self, x: &NativeTensor) -> Result<NativeTensor> {
-        Ok(NativeTensor::wrap(lock(&self.model)?.forward_momentum(&x.inner).map_err(js)?))
+        Ok(NativeTensor::wrap(lock(&self.model)?.forward_momentum(x.get()?).map_err(js)?))
     }
 
     #[napi]
     pub fn training_step(&mut self, x0: &NativeTensor, x1: &NativeTensor) -> Result<NativeTensor> {
-        let out = lock(&self.model)?.training_step(&x0.inner, &x1.inner).map_err(js)?;
+        let out = lock(&self.model)?.training_step(x0.get()?, x1.get()?).map_err(js)?;
         self.last_momentum = out.momentum;
         Ok(NativeTensor::wrap(out.loss))
     }
@@ -748,5 +768,5 @@ impl NativeByol {
 /// lightly's `NegativeCosineSimilarity()(x0, x1)`.
 #[napi]
 pub fn negative_cosine_similarity(x0: &NativeTensor, x1: &NativeTensor) -> Result<NativeTensor> {
-    Ok(NativeTensor::wrap(byol::loss::negative_cosine_similarity(&x0.inner, &x1.inner).map_err(js)?))
+    Ok(NativeTensor::wrap(byol::loss::negative_cosine_similarity(x0.get()?, x1.get()?).map_err(js)?))
 }

@@ -1,0 +1,48 @@
+import { execFileSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { Tensor } from '../src/index'
+
+export const root = path.join(__dirname, '..')
+export const python = path.join(process.env.BYOL_TORCH_HOME || path.join(os.homedir(), '.cache', 'byol-torch'), 'venv', 'bin', 'python')
+
+/** Runs the PyTorch reference; throws (failing the test) when it cannot run. */
+export function reference(args: string[]): any {
+  if (!fs.existsSync(python)) {
+    throw new Error(`the PyTorch reference cannot run: ${python} is missing (run: bash scripts/setup-torch.sh --reference)`)
+  }
+  const out = execFileSync(python, [path.join(root, 'reference', 'byol_reference.py'), ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const last = out.trim().split('\n').pop()
+  return last ? JSON.parse(last) : null
+}
+
+export function tmpdir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `byol-torch-${prefix}-`))
+}
+
+/** Largest absolute difference and the reference's scale (largest |value|). */
+export function maxDiff(actual: Tensor, expected: Tensor): { diff: number; scale: number } {
+  const a = actual.toFloat32Array()
+  const e = expected.toFloat32Array()
+  if (a.length !== e.length) throw new Error(`length ${a.length} != ${e.length}`)
+  let diff = 0
+  let scale = 0
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - e[i]))
+    scale = Math.max(scale, Math.abs(e[i]))
+  }
+  return { diff, scale }
+}
+
+export function catchError(fn: () => unknown): Error & { code?: string } {
+  try {
+    fn()
+  } catch (e) {
+    return e as Error & { code?: string }
+  }
+  throw new Error('expected an error, none was thrown')
+}
