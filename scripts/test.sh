@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
-bash scripts/cargo.sh test --release -p byol
+# Same target triple as `napi build`, so the dependencies it compiled are reused.
+bash scripts/cargo.sh test --release -p byol --target "$(rustc -vV | sed -n 's/^host: //p')"
 . scripts/env.sh
 npx ava

@@ -1,0 +1,51 @@
+// CUDA checks and the GPU step benchmark, for a GPU host with PyTorch 2.11.0
+// (run with BYOL_TORCH_LIBTORCH pointing at its torch/lib):
+//   node bench/gpu-check.cjs <python-with-torch>
+// 1. CUDA is found through the same addon; 2. a training step on 'cuda'
+// matches the CPU; 3. steps/s of byol-torch and PyTorch on the GPU.
+const { execFileSync } = require('node:child_process')
+const os = require('node:os')
+const path = require('node:path')
+const b = require('..')
+
+const python = process.argv[2] || 'python3'
+console.log(`libtorch ${b.libtorch.version} from ${b.libtorch.source}; cudaIsAvailable ${b.cudaIsAvailable()}; devices ${b.cudaDeviceCount()}`)
+if (!b.cudaIsAvailable()) process.exit(1)
+
+const dir = require('node:fs').mkdtempSync(path.join(os.tmpdir(), 'gpu-'))
+const file = path.join(dir, 'm.safetensors')
+new b.BYOL({ seed: 1, learningRate: 0.001 }).save(file)
+const cpu = b.BYOL.load(file)
+const gpu = b.BYOL.load(file, { device: 'cuda' })
+const x0 = b.randn([32, 3, 32, 32], { seed: 2 })
+const x1 = b.randn([32, 3, 32, 32], { seed: 3 })
+const g0 = x0.to('cuda')
+const g1 = x1.to('cuda')
+for (let i = 0; i < 3; i++) {
+  const lc = cpu.trainingStep([x0, x1], i).item()
+  const lg = gpu.trainingStep([g0, g1], i).item()
+  console.log(`step ${i}: loss cpu ${lc.toFixed(7)} cuda ${lg.toFixed(7)} |diff| ${Math.abs(lc - lg).toExponential(2)}`)
+}
+const sc = cpu.stateDict()
+const sg = gpu.stateDict()
+let worst = { key: '', diff: 0, scale: 0 }
+for (const k of Object.keys(sc)) {
+  const a = sc[k].toFloat32Array()
+  const g = sg[k].toFloat32Array()
+  let d = 0
+  let s = 0
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - g[i]))
+    s = Math.max(s, Math.abs(a[i]))
+  }
+  if (d / Math.max(s, 1e-2) > worst.diff / Math.max(worst.scale, 1e-2)) worst = { key: k, diff: d, scale: s }
+}
+console.log(`after 3 steps, worst parameter ${worst.key}: max |cpu - cuda| ${worst.diff.toExponential(2)} (scale ${worst.scale.toExponential(2)})`)
+console.log(`device of the GPU model: ${gpu.device}`)
+
+const [batch, size, steps, warmup] = ['256', '64', '30', '5']
+const ours = () => JSON.parse(execFileSync(process.execPath, [path.join(__dirname, 'step-worker.cjs'), batch, size, steps, warmup, '8', 'cuda'], { encoding: 'utf8' }).trim())
+const ref = () => JSON.parse(execFileSync(python, [path.join(__dirname, '..', 'reference', 'byol_reference.py'), 'bench', '--batch', batch, '--size', size, '--steps', steps, '--warmup', warmup, '--threads', '8', '--device', 'cuda'], { encoding: 'utf8' }).trim().split('\n').pop())
+const r = []
+for (let round = 0; round < 2; round++) r.push([ours(), ref()])
+for (const [o, p] of r) console.log(`GPU trainingStep, ResNet18 BYOL, batch ${batch}, ${size}x${size}, fp32: byol-torch ${o.steps_per_s.toFixed(2)} steps/s, PyTorch ${p.steps_per_s.toFixed(2)} steps/s, ratio ${(o.steps_per_s / p.steps_per_s).toFixed(3)}`)

@@ -1,0 +1,128 @@
+//! Behaviour of the core crate, without Node.
+use byol::backbones::{from_torchvision_key, to_torchvision_key, ResNetKind};
+use byol::byol::{BackboneSpec, Byol, ByolConfig, MomentumSchedule};
+use byol::heads::{Head, Preprocess};
+use byol::network::Network;
+use byol::optim::{Sgd, SgdConfig};
+use byol::tch::{Device, Kind, Tensor};
+use byol::Error;
+
+fn small(schedule: i64) -> Byol {
+    let head = |i, h, o, p| Network::head(&Head::byol_blocks(i, h, o), p, Device::Cpu).unwrap();
+    Byol::new(ByolConfig {
+        backbone: BackboneSpec::ResNet(ResNetKind::ResNet18),
+        projection_head: Some(head(512, 16, 8, Preprocess::AvgPoolFlatten)),
+        prediction_head: Some(head(8, 16, 8, Preprocess::Identity)),
+        schedule,
+        seed: Some(0),
+        ..ByolConfig::default()
+    })
+    .unwrap()
+}
+
+fn views() -> (Tensor, Tensor) {
+    byol::tch::manual_seed(1);
+    (Tensor::randn([4, 3, 16, 16], (Kind::Float, Device::Cpu)), Tensor::randn([4, 3, 16, 16], (Kind::Float, Device::Cpu)))
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn deep_copies_share_no_storage() {
+    let net = Network::resnet(ResNetKind::ResNet18, Device::Cpu).unwrap();
+    let copy = net.deep_copy().unwrap();
+    let original = copy.params.get(0).copy();
+    let _guard = byol::tch::no_grad_guard();
+    let _ = net.params.get(0).shallow_clone().fill_(3.0);
+    assert_eq!(max_abs_diff(copy.params.get(0), &original), 0.0);
+}
+
+#[test]
+fn a_training_step_updates_the_online_network_and_counts_the_step() {
+    let mut model = small(100);
+    let before = model.backbone.params.get(0).copy();
+    let (x0, x1) = views();
+    let out = model.training_step(&x0, &x1).unwrap();
+    assert!(out.loss.double_value(&[]).is_finite());
+    assert_eq!(out.momentum, 0.996);
+    assert_eq!(model.global_step, 1);
+    assert!(max_abs_diff(model.backbone.params.get(0), &before) > 0.0);
+    // The momentum network only moved by the EMA of an equal copy.
+    assert!(max_abs_diff(model.backbone_momentum.params.get(0), &before) < 1e-6);
+}
+
+#[test]
+fn the_epoch_schedule_follows_the_current_epoch() {
+    let mut model = small(10);
+    model.momentum_schedule = MomentumSchedule::Epoch;
+    model.global_step = 9;
+    assert_eq!(model.current_momentum().unwrap(), 0.996);
+    model.current_epoch = 9;
+    assert_eq!(model.current_momentum().unwrap(), 1.0);
+}
+
+#[test]
+fn the_state_dict_has_pytorch_keys_and_round_trips_through_a_file() {
+    let model = small(100);
+    let keys: Vec<String> = model.state_dict().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys[0], "backbone.0.weight");
+    assert!(keys.contains(&"backbone.4.0.bn1.num_batches_tracked".to_string()));
+    assert!(keys.contains(&"projection_head_momentum.layers.3.bias".to_string()));
+    let dir = std::env::temp_dir().join(format!("byol-core-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("m.safetensors");
+    model.save(&file).unwrap();
+    let loaded = Byol::load(&file, Device::Cpu).unwrap();
+    for ((k, a), (_, b)) in model.state_dict().iter().zip(loaded.state_dict().iter()) {
+        assert_eq!(max_abs_diff(&a.to_kind(Kind::Double), &b.to_kind(Kind::Double)), 0.0, "{k}");
+    }
+    assert!(std::fs::read_dir(&dir).unwrap().count() == 1, "no temporary file is left behind");
+}
+
+#[test]
+fn a_state_dict_with_a_wrong_shape_is_refused_and_changes_nothing() {
+    let model = small(100);
+    let before = model.backbone.params.get(0).copy();
+    let mut dict = model.state_dict();
+    dict[0].1 = Tensor::zeros([1], (Kind::Float, Device::Cpu));
+    match model.load_state_dict(&dict) {
+        Err(Error::StateDict(m)) => assert!(m.contains("backbone.0.weight"), "{m}"),
+        other => panic!("expected a state-dict error, got {other:?}", other = other.err()),
+    }
+    assert_eq!(max_abs_diff(model.backbone.params.get(0), &before), 0.0);
+}
+
+#[test]
+fn torchvision_keys_map_both_ways() {
+    assert_eq!(from_torchvision_key("layer1.0.conv1.weight").as_deref(), Some("4.0.conv1.weight"));
+    assert_eq!(from_torchvision_key("bn1.running_var").as_deref(), Some("1.running_var"));
+    assert_eq!(from_torchvision_key("fc.weight"), None);
+    assert_eq!(to_torchvision_key("7.1.bn2.bias").as_deref(), Some("layer4.1.bn2.bias"));
+}
+
+#[test]
+fn sgd_with_momentum_follows_torch_optim_sgd() {
+    let p = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
+    let mut sgd = Sgd::new(SgdConfig { lr: 0.1, momentum: 0.9, dampening: 0.0, weight_decay: 0.01, nesterov: false }).unwrap();
+    for _ in 0..2 {
+        let g = Tensor::from_slice(&[0.5f32, 0.5]);
+        sgd.step([&p].into_iter(), vec![g]).unwrap();
+    }
+    // step 1: d = g + wd p = [0.51, 0.48]; buf = d; p = [0.949, -2.048]
+    // step 2: d = [0.50949, 0.47952]; buf = 0.9 buf + d; p -= 0.1 buf
+    let expected = [0.949 - 0.1 * (0.9 * 0.51 + 0.50949), -2.048 - 0.1 * (0.9 * 0.48 + 0.47952)];
+    let got: Vec<f32> = Vec::<f32>::try_from(&p.detach()).unwrap();
+    for (g, e) in got.iter().zip(expected) {
+        assert!((*g as f64 - e).abs() < 1e-6, "{g} vs {e}");
+    }
+}
+
+#[test]
+fn bad_hyperparameters_are_range_errors() {
+    let bad_lr = Byol::new(ByolConfig { learning_rate: f64::NAN, ..ByolConfig::default() });
+    assert!(matches!(bad_lr, Err(Error::OutOfRange { ref arg, .. }) if arg == "learningRate"));
+    let bad_schedule = Byol::new(ByolConfig { schedule: 0, ..ByolConfig::default() });
+    assert!(matches!(bad_schedule, Err(Error::OutOfRange { ref arg, .. }) if arg == "schedule"));
+}
