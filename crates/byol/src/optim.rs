@@ -75,7 +75,7 @@ impl Sgd {
             if self.weight_decay != 0.0 {
                 d = d.f_add(&p.f_mul_scalar(self.weight_decay)?)?;
             }
-            if self.momentum != 0.0 {
+            let update = if self.momentum != 0.0 {
                 let buf = match self.buffers[i].take() {
                     None => crate::params::fresh_copy(&d)?,
                     Some(mut b) => {
@@ -84,12 +84,17 @@ impl Sgd {
                         b
                     }
                 };
-                d = if self.nesterov { d.f_add(&buf.f_mul_scalar(self.momentum)?)? } else { buf.shallow_clone() };
+                let direction = if self.nesterov { d.f_add(&buf.f_mul_scalar(self.momentum)?)? } else { buf.shallow_clone() };
                 self.buffers[i] = Some(buf);
-            }
-            let _ = d.f_mul_scalar_(-self.lr)?;
+                // Out of place: `direction` may be the buffer kept for the next step.
+                direction.f_mul_scalar(-self.lr)?
+            } else {
+                // The gradient (or its decayed copy) is ours alone: scale it in place.
+                let _ = d.f_mul_scalar_(-self.lr)?;
+                d
+            };
             let mut p = p.shallow_clone();
-            let _ = p.f_add_(&d)?;
+            let _ = p.f_add_(&update)?;
         }
         Ok(())
     }
