@@ -539,17 +539,12 @@ pub struct NativeByol {
     last_momentum: f64,
 }
 
-fn take_owned<'a>(m: &'a NativeModule, arg: &str) -> Result<(MutexGuard<'a, Holder>, Network)> {
-    let mut holder = m.holder.lock().map_err(|_| poisoned())?;
-    match &mut *holder {
+/// A handle on a module's network for a new model. The module keeps its own
+/// until the model exists, so a failed construction leaves it usable.
+fn share_owned(m: &NativeModule, arg: &str) -> Result<Network> {
+    match &*m.holder.lock().map_err(|_| poisoned())? {
         Holder::Part(..) => Err(invalid(arg, "a module that is not already part of a BYOL model", "a module of another model")),
-        Holder::Owned { net, .. } => {
-            // Placeholder until the model exists; the holder is switched to a
-            // `Part` before the lock is released.
-            let placeholder = Network { arch: Arc::clone(&net.arch), params: byol::params::Params::new() };
-            let taken = std::mem::replace(net, placeholder);
-            Ok((holder, taken))
-        }
+        Holder::Owned { net, .. } => Ok(net.shallow_clone()),
     }
 }
 
@@ -571,21 +566,10 @@ impl NativeByol {
         // Validate before taking any module, so that a bad option leaves the modules usable.
         byol::optim::check_learning_rate(options.learning_rate, "learningRate").map_err(js)?;
         byol::byol::check_schedule(options.schedule).map_err(js)?;
-        let mut taken = Vec::new();
-        let mut take = |m: Option<&NativeModule>, arg: &'static str, part: Part| -> Result<Option<Network>> {
-            match m {
-                None => Ok(None),
-                Some(m) => {
-                    let (guard, net) = take_owned(m, arg)?;
-                    drop(guard);
-                    taken.push((m as *const NativeModule, part));
-                    Ok(Some(net))
-                }
-            }
-        };
-        let backbone_net = take(backbone, "backbone", Part::Backbone)?;
-        let projection_net = take(projection_head, "projectionHead", Part::ProjectionHead)?;
-        let prediction_net = take(prediction_head, "predictionHead", Part::PredictionHead)?;
+        let share = |m: Option<&NativeModule>, arg: &str| m.map(|m| share_owned(m, arg)).transpose();
+        let backbone_net = share(backbone, "backbone")?;
+        let projection_net = share(projection_head, "projectionHead")?;
+        let prediction_net = share(prediction_head, "predictionHead")?;
         let spec = match (backbone_net, options.backbone_name) {
             (Some(n), _) => BackboneSpec::Network(n),
             (None, Some(name)) => BackboneSpec::ResNet(ResNetKind::parse(&name).map_err(js)?),
@@ -608,7 +592,6 @@ impl NativeByol {
         {
             *m.holder.lock().map_err(|_| poisoned())? = Holder::Part(Arc::clone(&model), part);
         }
-        let _ = taken;
         Ok(Self { model, last_momentum: f64::NAN })
     }
 

@@ -76,6 +76,11 @@ impl Network {
         self.params.device()
     }
 
+    /// Another handle on the same network: same architecture, same tensors.
+    pub fn shallow_clone(&self) -> Network {
+        Network { arch: Arc::clone(&self.arch), params: self.params.shallow_clone() }
+    }
+
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match &*self.arch {
             Arch::ResNet(r) => {

@@ -73,6 +73,16 @@ impl Params {
         self.entries.first().map(|e| e.tensor.device()).unwrap_or(Device::Cpu)
     }
 
+    /// Another handle on the same tensors (no values are copied).
+    pub fn shallow_clone(&self) -> Params {
+        let entries = self
+            .entries
+            .iter()
+            .map(|e| Entry { name: e.name.clone(), role: e.role, tensor: e.tensor.shallow_clone() })
+            .collect();
+        Params { entries }
+    }
+
     /// A copy that shares nothing with `self` (PyTorch's `copy.deepcopy`).
     pub fn deep_copy(&self) -> Result<Params> {
         let _guard = tch::no_grad_guard();

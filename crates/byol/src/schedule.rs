@@ -35,28 +35,3 @@ pub fn cosine_schedule(step: i64, max_steps: i64, start_value: f64, end_value: f
     };
     Ok(Scheduled { value, past_end })
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn starts_at_start_value_and_ends_at_end_value() {
-        assert_eq!(cosine_schedule(0, 10, 0.996, 1.0, None).unwrap().value, 0.996);
-        assert_eq!(cosine_schedule(9, 10, 0.996, 1.0, None).unwrap().value, 1.0);
-        assert_eq!(cosine_schedule(50, 10, 0.996, 1.0, None).unwrap().value, 1.0);
-    }
-
-    #[test]
-    fn flags_steps_past_the_end() {
-        assert!(cosine_schedule(11, 10, 0.0, 1.0, None).unwrap().past_end);
-        assert!(!cosine_schedule(10, 10, 0.0, 1.0, None).unwrap().past_end);
-    }
-
-    #[test]
-    fn rejects_bad_arguments() {
-        assert!(cosine_schedule(-1, 10, 0.0, 1.0, None).is_err());
-        assert!(cosine_schedule(0, 0, 0.0, 1.0, None).is_err());
-        assert!(cosine_schedule(0, 10, 0.0, 1.0, Some(0)).is_err());
-    }
-}

@@ -126,3 +126,21 @@ fn bad_hyperparameters_are_range_errors() {
     let bad_schedule = Byol::new(ByolConfig { schedule: 0, ..ByolConfig::default() });
     assert!(matches!(bad_schedule, Err(Error::OutOfRange { ref arg, .. }) if arg == "schedule"));
 }
+
+#[test]
+fn the_cosine_schedule_starts_at_start_value_and_holds_end_value() {
+    use byol::schedule::cosine_schedule;
+    assert_eq!(cosine_schedule(0, 10, 0.996, 1.0, None).unwrap().value, 0.996);
+    assert_eq!(cosine_schedule(9, 10, 0.996, 1.0, None).unwrap().value, 1.0);
+    assert_eq!(cosine_schedule(50, 10, 0.996, 1.0, None).unwrap().value, 1.0);
+    assert!(cosine_schedule(11, 10, 0.0, 1.0, None).unwrap().past_end);
+    assert!(!cosine_schedule(10, 10, 0.0, 1.0, None).unwrap().past_end);
+}
+
+#[test]
+fn the_cosine_schedule_rejects_bad_arguments() {
+    use byol::schedule::cosine_schedule;
+    assert!(cosine_schedule(-1, 10, 0.0, 1.0, None).is_err());
+    assert!(cosine_schedule(0, 0, 0.0, 1.0, None).is_err());
+    assert!(cosine_schedule(0, 10, 0.0, 1.0, Some(0)).is_err());
+}
