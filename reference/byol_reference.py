@@ -222,6 +222,29 @@ def cmd_torchscript(a):
         save_file({"y": net(x).contiguous()}, a.features)
 
 
+def cmd_transforms(a):
+    """Applies torchvision.transforms.v2.functional ops to `x` with the given
+    per-image parameters, for the transform parity tests."""
+    import torchvision.transforms.v2.functional as F
+
+    x = load_file(a.inputs)["x"]
+    p = json.loads(a.params)
+    per = lambda fn, values: torch.stack([fn(x[i], v) for i, v in enumerate(values)])
+    out = {
+        "hflip": torch.stack([F.horizontal_flip(x[i]) if f else x[i] for i, f in enumerate(p["flip"])]),
+        "grayscale": F.rgb_to_grayscale(x),
+        "brightness": per(F.adjust_brightness, p["brightness"]),
+        "contrast": per(F.adjust_contrast, p["contrast"]),
+        "saturation": per(F.adjust_saturation, p["saturation"]),
+        "hue": per(F.adjust_hue, p["hue"]),
+        "solarize": torch.stack([F.solarize(x[i], p["threshold"]) if f else x[i] for i, f in enumerate(p["solarize"])]),
+        "blur": per(lambda im, s: F.gaussian_blur(im, [p["kernel"], p["kernel"]], [s, s]), p["sigma"]),
+        "normalize": F.normalize(x, p["mean"], p["std"]),
+        "resized_crop": torch.stack([F.resized_crop(x[i], *box, [p["size"], p["size"]], antialias=True) for i, box in enumerate(p["boxes"])]),
+    }
+    save_file({k: v.contiguous() for k, v in out.items()}, a.out)
+
+
 def cmd_schedule(a):
     grid = json.loads(a.grid)
     values = []
@@ -276,6 +299,7 @@ def main(argv):
     s = sub.add_parser("torchvision"); s.add_argument("--out", required=True); s.add_argument("--inputs", required=True); s.add_argument("--features", required=True); s.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("load-check"); s.add_argument("--state", required=True); s.add_argument("--inputs", required=True); s.add_argument("--out", required=True)
     s = sub.add_parser("schedule"); s.add_argument("--grid", required=True)
+    s = sub.add_parser("transforms"); s.add_argument("--inputs", required=True); s.add_argument("--params", required=True); s.add_argument("--out", required=True)
     s = sub.add_parser("torchscript"); s.add_argument("--out", required=True); s.add_argument("--inputs", required=True); s.add_argument("--features", required=True); s.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("bench")
     s.add_argument("--batch", type=int, default=32); s.add_argument("--size", type=int, default=64)
@@ -283,7 +307,7 @@ def main(argv):
     s.add_argument("--threads", type=int, default=2); s.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     {"init": cmd_init, "run": cmd_run, "torchvision": cmd_torchvision, "load-check": cmd_load_check,
-     "schedule": cmd_schedule, "torchscript": cmd_torchscript, "bench": cmd_bench}[a.cmd](a)
+     "schedule": cmd_schedule, "torchscript": cmd_torchscript, "transforms": cmd_transforms, "bench": cmd_bench}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -753,3 +753,66 @@ impl NativeByol {
 pub fn negative_cosine_similarity(x0: &NativeTensor, x1: &NativeTensor) -> Result<NativeTensor> {
     Ok(NativeTensor::wrap(byol::loss::negative_cosine_similarity(x0.get()?, x1.get()?).map_err(js)?))
 }
+
+// ---------------------------------------------------------------- transforms
+
+fn images_out(r: byol::Result<Tensor>) -> Result<NativeTensor> {
+    Ok(NativeTensor::wrap(r.map_err(js)?))
+}
+
+#[napi]
+pub fn transform_hflip(x: &NativeTensor, flags: Vec<bool>) -> Result<NativeTensor> {
+    images_out(byol::transforms::hflip(x.get()?, &flags))
+}
+
+#[napi]
+pub fn transform_rgb_to_grayscale(x: &NativeTensor) -> Result<NativeTensor> {
+    images_out(byol::transforms::rgb_to_grayscale(x.get()?))
+}
+
+#[napi]
+pub fn transform_random_grayscale(x: &NativeTensor, flags: Vec<bool>) -> Result<NativeTensor> {
+    images_out(byol::transforms::random_grayscale(x.get()?, &flags))
+}
+
+/// `op` is `brightness`, `contrast`, `saturation` or `hue`.
+#[napi]
+pub fn transform_adjust(x: &NativeTensor, op: String, factors: Vec<f64>) -> Result<NativeTensor> {
+    let x = x.get()?;
+    images_out(match op.as_str() {
+        "brightness" => byol::transforms::adjust_brightness(x, &factors),
+        "contrast" => byol::transforms::adjust_contrast(x, &factors),
+        "saturation" => byol::transforms::adjust_saturation(x, &factors),
+        "hue" => byol::transforms::adjust_hue(x, &factors),
+        other => Err(byol::Error::invalid("op", "'brightness', 'contrast', 'saturation' or 'hue'", format!("'{other}'"))),
+    })
+}
+
+#[napi]
+pub fn transform_solarize(x: &NativeTensor, threshold: f64, flags: Vec<bool>) -> Result<NativeTensor> {
+    images_out(byol::transforms::solarize(x.get()?, threshold, &flags))
+}
+
+#[napi]
+pub fn transform_gaussian_blur(x: &NativeTensor, kernel_size: i64, sigmas: Vec<f64>) -> Result<NativeTensor> {
+    images_out(byol::transforms::gaussian_blur(x.get()?, kernel_size, &sigmas))
+}
+
+#[napi]
+pub fn transform_normalize(x: &NativeTensor, mean: Vec<f64>, std: Vec<f64>) -> Result<NativeTensor> {
+    images_out(byol::transforms::normalize(x.get()?, &mean, &std))
+}
+
+/// `boxes` holds `[top, left, height, width]` per image.
+#[napi]
+pub fn transform_resized_crop(x: &NativeTensor, boxes: Vec<Vec<i64>>, size: i64) -> Result<NativeTensor> {
+    let boxes = boxes
+        .iter()
+        .enumerate()
+        .map(|(i, b)| match b.as_slice() {
+            [top, left, height, width] => Ok(byol::transforms::CropBox { top: *top, left: *left, height: *height, width: *width }),
+            _ => Err(invalid(&format!("boxes[{i}]"), "[top, left, height, width]", format!("{} numbers", b.len()))),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    images_out(byol::transforms::resized_crop(x.get()?, &boxes, size))
+}

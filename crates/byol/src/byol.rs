@@ -7,7 +7,7 @@ use crate::heads::{Head, Preprocess};
 use crate::loss::byol_loss;
 use crate::network::{Arch, Network};
 use crate::optim::{check_learning_rate, Sgd, SgdConfig};
-use crate::params::{list, Params};
+use crate::params::list;
 use crate::schedule::cosine_schedule;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -310,7 +310,7 @@ impl Byol {
         }
         // Check all parts before writing any, so a bad dict changes nothing.
         for part in Part::ALL {
-            check_fits(&self.part(part).params, dict, part.prefix())?;
+            self.part(part).params.check_fits(dict, part.prefix())?;
         }
         for part in Part::ALL {
             self.part(part).params.load_from(dict, part.prefix())?;
@@ -403,29 +403,6 @@ fn head_output_dim(n: &Network) -> Option<i64> {
         Arch::Head(h) => Some(h.output_dim()),
         _ => None,
     }
-}
-
-/// Checks names and shapes of one part without writing anything.
-fn check_fits(params: &Params, dict: &[(String, Tensor)], prefix: &str) -> Result<()> {
-    let mut missing = Vec::new();
-    for e in params.entries() {
-        let key = crate::params::join(prefix, &e.name);
-        match dict.iter().find(|(k, _)| *k == key) {
-            None => missing.push(key),
-            Some((_, t)) if t.size() != e.tensor.size() => {
-                return Err(Error::StateDict(format!(
-                    "'{key}' has shape {:?} in the dict but {:?} in the model",
-                    t.size(),
-                    e.tensor.size()
-                )))
-            }
-            Some(_) => {}
-        }
-    }
-    if !missing.is_empty() {
-        return Err(Error::StateDict(format!("missing keys: {}", list(&missing))));
-    }
-    Ok(())
 }
 
 fn find<'a>(dict: &'a [(String, Tensor)], key: &str) -> Option<&'a Tensor> {

@@ -15,6 +15,7 @@ pub mod network;
 pub mod optim;
 pub mod params;
 pub mod schedule;
+pub mod transforms;
 
 pub use error::{Error, Result};
 pub use tch;

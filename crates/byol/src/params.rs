@@ -126,11 +126,15 @@ impl Params {
             .collect()
     }
 
-    /// Copies values in place from `source`, checking names and shapes first so
-    /// that a bad dict leaves the store untouched.
-    pub fn load_from(&self, source: &[(String, Tensor)], prefix: &str) -> Result<()> {
+    /// Checks that `source` has every tensor of the store under `prefix.`, with
+    /// the same shape and a compatible dtype; writes nothing.
+    pub fn check_fits(&self, source: &[(String, Tensor)], prefix: &str) -> Result<()> {
+        self.matching(source, prefix).map(|_| ())
+    }
+
+    fn matching<'a>(&'a self, source: &'a [(String, Tensor)], prefix: &str) -> Result<Vec<(&'a Tensor, &'a Tensor)>> {
         let mut missing = Vec::new();
-        let mut pending = Vec::with_capacity(self.entries.len());
+        let mut pairs = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
             let key = join(prefix, &e.name);
             match source.iter().find(|(k, _)| *k == key) {
@@ -150,15 +154,22 @@ impl Params {
                             e.tensor.kind()
                         )));
                     }
-                    pending.push((&e.tensor, t));
+                    pairs.push((&e.tensor, t));
                 }
             }
         }
         if !missing.is_empty() {
             return Err(Error::StateDict(format!("missing keys: {}", list(&missing))));
         }
+        Ok(pairs)
+    }
+
+    /// Copies values in place from `source`, checking names and shapes first so
+    /// that a bad dict leaves the store untouched.
+    pub fn load_from(&self, source: &[(String, Tensor)], prefix: &str) -> Result<()> {
+        let pairs = self.matching(source, prefix)?;
         let _guard = tch::no_grad_guard();
-        for (dst, src) in pending {
+        for (dst, src) in pairs {
             let mut dst = dst.shallow_clone();
             dst.f_copy_(src)?;
         }
