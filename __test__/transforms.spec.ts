@@ -5,7 +5,7 @@
  */
 import test from 'ava'
 import * as path from 'node:path'
-import { loadSafetensors, randn, saveSafetensors, StateDict, Tensor, transforms } from '../src/index'
+import { BYOLTransform, loadSafetensors, randn, saveSafetensors, StateDict, Tensor, transforms } from '../src/index'
 import { catchError, maxDiff, reference, tmpdir } from './helpers'
 
 const N = 4
@@ -93,4 +93,45 @@ test('a parameter list of the wrong length names the argument', (t) => {
   const err = catchError(() => transforms.adjustBrightness(x, [1, 2]))
   t.true(err instanceof TypeError)
   t.regex(err.message, /^brightnessFactor: expected 1 or 4 values \(one per image\), got 2 values/)
+})
+
+test('BYOLTransform makes two normalised views of the input size', (t) => {
+  const transform = new BYOLTransform({ inputSize: 32, seed: 1 })
+  const [v0, v1] = transform.apply(x)
+  t.deepEqual(v0.shape, [N, 3, 32, 32])
+  t.deepEqual(v1.shape, [N, 3, 32, 32])
+  const values = v0.toFloat32Array()
+  t.true(values.every(Number.isFinite))
+  // Normalised with ImageNet statistics: [0, 1] maps inside about [-2.2, 2.7].
+  t.true(Math.min(...values) >= -2.2 && Math.max(...values) <= 2.7)
+  t.notDeepEqual(values, v1.toFloat32Array())
+})
+
+test('BYOLTransform is deterministic under a seed', (t) => {
+  const a = new BYOLTransform({ inputSize: 16, seed: 5 }).apply(x)[1].toFloat32Array()
+  const b = new BYOLTransform({ inputSize: 16, seed: 5 }).apply(x)[1].toFloat32Array()
+  const c = new BYOLTransform({ inputSize: 16, seed: 6 }).apply(x)[1].toFloat32Array()
+  t.deepEqual(a, b)
+  t.notDeepEqual(a, c)
+})
+
+test('BYOLTransform takes uint8 images and grayscale channels', (t) => {
+  const u8 = Tensor.fromTypedArray(new Uint8Array(2 * 1 * 20 * 20).map((_, i) => i % 256), [2, 1, 20, 20])
+  const [v0] = new BYOLTransform({ inputSize: 8, normalize: null }).apply(u8)
+  t.deepEqual(v0.shape, [2, 3, 8, 8])
+  const values = v0.toFloat32Array()
+  t.true(Math.min(...values) >= 0 && Math.max(...values) <= 1)
+})
+
+test('a BYOLTransform parameter out of range is a RangeError naming it', (t) => {
+  for (const [options, pattern] of [
+    [{ cjProb: 1.5 }, /^cjProb: expected values in \[0, 1\], got 1.5/],
+    [{ minScale: 0 }, /^minScale: expected 0 < minScale <= maxScale <= 1/],
+    [{ kernelSize: 4 }, /^kernelSize: expected an odd number >= 1, got 4/],
+    [{ view2: { solarization: -0.1 } }, /^view2.solarization: expected values in \[0, 1\]/],
+  ] as const) {
+    const err = catchError(() => new BYOLTransform(options))
+    t.true(err instanceof RangeError, String(err))
+    t.regex(err.message, pattern)
+  }
 })

@@ -33,4 +33,5 @@ export { BYOL, cosineSchedule, updateMomentum, deactivateRequiresGrad } from './
 export type { BYOLOptions, MomentumSchedule, SGDConfig } from './byol'
 export type { ByolErrorCode, CodedError } from './errors'
 export * as transforms from './transforms'
-export type { CropBox } from './transforms'
+export type { CropBox, BYOLTransformOptions, ViewOptions } from './transforms'
+export { BYOLTransform } from './transforms'

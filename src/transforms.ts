@@ -97,3 +97,106 @@ export function resizedCrop(images: Tensor, boxes: readonly CropBox[], size: num
   checkNumber('size', size, { integer: true })
   return new Tensor(guard(() => native.transformResizedCrop(tensorArg(images).native, boxes.map((b) => [...b]), size)))
 }
+
+/** Per-view settings: BYOL's views differ in blur and solarisation. */
+export interface ViewOptions {
+  /** Probability of a Gaussian blur. */
+  gaussianBlur: number
+  /** Probability of solarisation. */
+  solarization: number
+}
+
+/** lightly's `BYOLTransform` options; every one has the default lightly gives it. */
+export interface BYOLTransformOptions {
+  /** Output side in pixels. Default 224. */
+  inputSize?: number
+  /** Probability of colour jitter. Default 0.8. */
+  cjProb?: number
+  /** Scales all jitter strengths. Default 1. */
+  cjStrength?: number
+  /** Brightness jitter. Default 0.4. */
+  cjBright?: number
+  /** Contrast jitter. Default 0.4. */
+  cjContrast?: number
+  /** Saturation jitter. Default 0.2. */
+  cjSat?: number
+  /** Hue jitter (turns). Default 0.1. */
+  cjHue?: number
+  /** Smallest crop area, as a fraction of the image. Default 0.08. */
+  minScale?: number
+  /** Largest crop area. Default 1. */
+  maxScale?: number
+  /** Aspect ratio range of the crop. Default [3/4, 4/3]. */
+  ratio?: readonly [number, number]
+  /** Probability of grayscale. Default 0.2. */
+  randomGrayScale?: number
+  /** Probability of a horizontal flip. Default 0.5. */
+  hfProb?: number
+  /** Blur sigma range. Default [0.1, 2]. */
+  sigmas?: readonly [number, number]
+  /** Odd blur kernel size. Default: about a tenth of `inputSize`. */
+  kernelSize?: number
+  /** Solarisation threshold. Default 0.5. */
+  solarizeThreshold?: number
+  /** Normalisation; `null` for none. Default ImageNet's mean and std. */
+  normalize?: { mean: readonly number[]; std: readonly number[] } | null
+  /** First view. Default `{ gaussianBlur: 1, solarization: 0 }`. */
+  view1?: Partial<ViewOptions>
+  /** Second view. Default `{ gaussianBlur: 0.1, solarization: 0.2 }`. */
+  view2?: Partial<ViewOptions>
+  /** Seed of the transform's random generator. Default 0. */
+  seed?: number
+}
+
+/**
+ * BYOL's two asymmetric views (Grill et al. 2020, as lightly's `BYOLTransform`):
+ * random resized crop, horizontal flip, colour jitter in random order,
+ * grayscale, Gaussian blur, solarisation, normalisation. Runs batched in
+ * libtorch on the batch's device; deterministic for a seed.
+ */
+export class BYOLTransform {
+  /** @internal */
+  readonly native: import('./native.generated').NativeByolTransform
+
+  constructor(options: BYOLTransformOptions = {}) {
+    const o = options
+    const seed = checkNumber('seed', o.seed ?? 0, { integer: true, min: 0 })
+    const normalize = o.normalize === null ? undefined : [
+      [...(o.normalize?.mean ?? [0.485, 0.456, 0.406])],
+      [...(o.normalize?.std ?? [0.229, 0.224, 0.225])],
+    ]
+    const num = (arg: string, v: number | undefined, d: number) => checkNumber(arg, v ?? d)
+    this.native = guard(
+      () =>
+        new native.NativeByolTransform(
+          {
+            inputSize: checkNumber('inputSize', o.inputSize ?? 224, { integer: true }),
+            cjProb: num('cjProb', o.cjProb, 0.8),
+            cjStrength: num('cjStrength', o.cjStrength, 1),
+            cjBright: num('cjBright', o.cjBright, 0.4),
+            cjContrast: num('cjContrast', o.cjContrast, 0.4),
+            cjSat: num('cjSat', o.cjSat, 0.2),
+            cjHue: num('cjHue', o.cjHue, 0.1),
+            minScale: num('minScale', o.minScale, 0.08),
+            maxScale: num('maxScale', o.maxScale, 1),
+            ratio: [...(o.ratio ?? [3 / 4, 4 / 3])],
+            randomGrayScale: num('randomGrayScale', o.randomGrayScale, 0.2),
+            hfProb: num('hfProb', o.hfProb, 0.5),
+            sigmas: [...(o.sigmas ?? [0.1, 2])],
+            kernelSize: o.kernelSize,
+            solarizeThreshold: num('solarizeThreshold', o.solarizeThreshold, 0.5),
+            normalize,
+            view1: { gaussianBlur: o.view1?.gaussianBlur ?? 1, solarization: o.view1?.solarization ?? 0 },
+            view2: { gaussianBlur: o.view2?.gaussianBlur ?? 0.1, solarization: o.view2?.solarization ?? 0.2 },
+          },
+          seed,
+        ),
+    )
+  }
+
+  /** The two views `[x0, x1]` of a `[N, C, H, W]` batch (uint8, or float in [0, 1]). */
+  apply(images: Tensor): [Tensor, Tensor] {
+    const [a, b] = guard(() => this.native.apply(tensorArg(images).native))
+    return [new Tensor(a), new Tensor(b)]
+  }
+}

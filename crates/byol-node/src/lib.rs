@@ -816,3 +816,84 @@ pub fn transform_resized_crop(x: &NativeTensor, boxes: Vec<Vec<i64>>, size: i64)
         .collect::<Result<Vec<_>>>()?;
     images_out(byol::transforms::resized_crop(x.get()?, &boxes, size))
 }
+
+#[napi(object)]
+pub struct ViewOptions {
+    pub gaussian_blur: f64,
+    pub solarization: f64,
+}
+
+/// lightly's `BYOLTransform` settings; every field is filled in by the facade.
+#[napi(object)]
+pub struct ByolTransformOptions {
+    pub input_size: i64,
+    pub cj_prob: f64,
+    pub cj_strength: f64,
+    pub cj_bright: f64,
+    pub cj_contrast: f64,
+    pub cj_sat: f64,
+    pub cj_hue: f64,
+    pub min_scale: f64,
+    pub max_scale: f64,
+    pub ratio: Vec<f64>,
+    pub random_gray_scale: f64,
+    pub hf_prob: f64,
+    pub sigmas: Vec<f64>,
+    pub kernel_size: Option<i64>,
+    pub solarize_threshold: f64,
+    pub normalize: Option<Vec<Vec<f64>>>,
+    pub view1: ViewOptions,
+    pub view2: ViewOptions,
+}
+
+fn pair(v: &[f64], arg: &str) -> Result<(f64, f64)> {
+    match v {
+        [a, b] => Ok((*a, *b)),
+        _ => Err(invalid(arg, "a pair [low, high]", format!("{} numbers", v.len()))),
+    }
+}
+
+#[napi]
+pub struct NativeByolTransform {
+    inner: byol::transforms::ByolTransform,
+}
+
+#[napi]
+impl NativeByolTransform {
+    #[napi(constructor)]
+    pub fn new(o: ByolTransformOptions, seed: i64) -> Result<Self> {
+        let normalize = match o.normalize {
+            None => None,
+            Some(ms) if ms.len() == 2 => Some((ms[0].clone(), ms[1].clone())),
+            Some(_) => return Err(invalid("normalize", "{ mean, std } or null", "another value")),
+        };
+        let config = byol::transforms::ByolTransformConfig {
+            input_size: o.input_size,
+            cj_prob: o.cj_prob,
+            cj_strength: o.cj_strength,
+            cj_bright: o.cj_bright,
+            cj_contrast: o.cj_contrast,
+            cj_sat: o.cj_sat,
+            cj_hue: o.cj_hue,
+            min_scale: o.min_scale,
+            max_scale: o.max_scale,
+            ratio: pair(&o.ratio, "ratio")?,
+            random_gray_scale: o.random_gray_scale,
+            hf_prob: o.hf_prob,
+            sigmas: pair(&o.sigmas, "sigmas")?,
+            kernel_size: o.kernel_size,
+            solarize_threshold: o.solarize_threshold,
+            normalize,
+            view1: byol::transforms::ViewConfig { gaussian_blur: o.view1.gaussian_blur, solarization: o.view1.solarization },
+            view2: byol::transforms::ViewConfig { gaussian_blur: o.view2.gaussian_blur, solarization: o.view2.solarization },
+        };
+        Ok(Self { inner: byol::transforms::ByolTransform::new(config, seed as u64).map_err(js)? })
+    }
+
+    /// The two views of a batch.
+    #[napi]
+    pub fn apply(&mut self, images: &NativeTensor) -> Result<Vec<NativeTensor>> {
+        let (a, b) = self.inner.apply(images.get()?).map_err(js)?;
+        Ok(vec![NativeTensor::wrap(a), NativeTensor::wrap(b)])
+    }
+}

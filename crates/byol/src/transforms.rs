@@ -229,3 +229,230 @@ pub fn resized_crop(x: &Tensor, boxes: &[CropBox], size: i64) -> Result<Tensor> 
     }
     Ok(Tensor::f_cat(&out, 0)?)
 }
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Settings of one of BYOL's two views (the paper's asymmetric augmentations).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ViewConfig {
+    pub gaussian_blur: f64,
+    pub solarization: f64,
+}
+
+/// lightly's `BYOLTransform` settings, with its defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ByolTransformConfig {
+    pub input_size: i64,
+    pub cj_prob: f64,
+    pub cj_strength: f64,
+    pub cj_bright: f64,
+    pub cj_contrast: f64,
+    pub cj_sat: f64,
+    pub cj_hue: f64,
+    pub min_scale: f64,
+    pub max_scale: f64,
+    pub ratio: (f64, f64),
+    pub random_gray_scale: f64,
+    pub hf_prob: f64,
+    pub sigmas: (f64, f64),
+    /// Odd blur kernel; `None`: about a tenth of `input_size`.
+    pub kernel_size: Option<i64>,
+    pub solarize_threshold: f64,
+    pub normalize: Option<(Vec<f64>, Vec<f64>)>,
+    pub view1: ViewConfig,
+    pub view2: ViewConfig,
+}
+
+impl Default for ByolTransformConfig {
+    fn default() -> Self {
+        Self {
+            input_size: 224,
+            cj_prob: 0.8,
+            cj_strength: 1.0,
+            cj_bright: 0.4,
+            cj_contrast: 0.4,
+            cj_sat: 0.2,
+            cj_hue: 0.1,
+            min_scale: 0.08,
+            max_scale: 1.0,
+            ratio: (3.0 / 4.0, 4.0 / 3.0),
+            random_gray_scale: 0.2,
+            hf_prob: 0.5,
+            sigmas: (0.1, 2.0),
+            kernel_size: None,
+            solarize_threshold: 0.5,
+            normalize: Some((vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225])),
+            view1: ViewConfig { gaussian_blur: 1.0, solarization: 0.0 },
+            view2: ViewConfig { gaussian_blur: 0.1, solarization: 0.2 },
+        }
+    }
+}
+
+impl ByolTransformConfig {
+    pub fn validate(&self) -> Result<()> {
+        let prob = |v: f64, arg: &str| check_range(&[v], arg, 0.0, 1.0);
+        if self.input_size < 1 {
+            return Err(Error::range("inputSize", "a size >= 1", self.input_size));
+        }
+        prob(self.cj_prob, "cjProb")?;
+        prob(self.random_gray_scale, "randomGrayScale")?;
+        prob(self.hf_prob, "hfProb")?;
+        prob(self.view1.gaussian_blur, "view1.gaussianBlur")?;
+        prob(self.view2.gaussian_blur, "view2.gaussianBlur")?;
+        prob(self.view1.solarization, "view1.solarization")?;
+        prob(self.view2.solarization, "view2.solarization")?;
+        prob(self.solarize_threshold, "solarizeThreshold")?;
+        check_range(&[self.cj_strength, self.cj_bright, self.cj_contrast, self.cj_sat], "cjStrength/cjBright/cjContrast/cjSat", 0.0, f64::MAX)?;
+        check_range(&[self.cj_hue * self.cj_strength], "cjHue", 0.0, 0.5)?;
+        if !(self.min_scale > 0.0 && self.min_scale <= self.max_scale && self.max_scale <= 1.0) {
+            return Err(Error::range("minScale", "0 < minScale <= maxScale <= 1", self.min_scale));
+        }
+        if !(self.ratio.0 > 0.0 && self.ratio.0 <= self.ratio.1) {
+            return Err(Error::range("ratio", "0 < ratio[0] <= ratio[1]", format!("{:?}", self.ratio)));
+        }
+        if !(self.sigmas.0 > 0.0 && self.sigmas.0 <= self.sigmas.1) {
+            return Err(Error::range("sigmas", "0 < sigmas[0] <= sigmas[1]", format!("{:?}", self.sigmas)));
+        }
+        if let Some(k) = self.kernel_size {
+            if k < 1 || k % 2 == 0 {
+                return Err(Error::range("kernelSize", "an odd number >= 1", k));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn blur_kernel(&self) -> i64 {
+        self.kernel_size.unwrap_or_else(|| {
+            let k = ((self.input_size as f64) * 0.1).round() as i64;
+            if k % 2 == 0 { k + 1 } else { k.max(1) }
+        })
+    }
+}
+
+/// Two asymmetric random views of each image of a batch, seeded.
+pub struct ByolTransform {
+    pub config: ByolTransformConfig,
+    rng: ChaCha8Rng,
+}
+
+impl ByolTransform {
+    pub fn new(config: ByolTransformConfig, seed: u64) -> Result<Self> {
+        config.validate()?;
+        Ok(Self { config, rng: ChaCha8Rng::seed_from_u64(seed) })
+    }
+
+    /// Both views of a `[N, C, H, W]` batch (uint8 or float in [0, 1]).
+    pub fn apply(&mut self, images: &Tensor) -> Result<(Tensor, Tensor)> {
+        let _guard = tch::no_grad_guard();
+        let x = if images.kind() == Kind::Uint8 { images.f_to_kind(Kind::Float)?.f_div_scalar(255.0)? } else { images.shallow_clone() };
+        check_images(&x, &[1, 3])?;
+        let x = if x.size()[1] == 1 { x.f_expand([-1, 3, -1, -1], false)? } else { x };
+        let (v1, v2) = (self.config.view1, self.config.view2);
+        Ok((self.view(&x, v1)?, self.view(&x, v2)?))
+    }
+
+    fn coin(&mut self, n: usize, p: f64) -> Vec<bool> {
+        (0..n).map(|_| self.rng.random::<f64>() < p).collect()
+    }
+
+    fn uniform(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+        (0..n).map(|_| if hi > lo { self.rng.random_range(lo..hi) } else { lo }).collect()
+    }
+
+    /// torchvision's `RandomResizedCrop.get_params`: ten tries of a random
+    /// area and log-uniform aspect ratio, then a centred crop.
+    fn crop_box(&mut self, height: i64, width: i64) -> CropBox {
+        let c = &self.config;
+        let (scale, ratio) = ((c.min_scale, c.max_scale), c.ratio);
+        let area = (height * width) as f64;
+        for _ in 0..10 {
+            let target = area * self.rng.random_range(scale.0..=scale.1);
+            let log_r = self.rng.random_range(ratio.0.ln()..=ratio.1.ln());
+            let aspect = log_r.exp();
+            let w = (target * aspect).sqrt().round() as i64;
+            let h = (target / aspect).sqrt().round() as i64;
+            if 0 < w && w <= width && 0 < h && h <= height {
+                let top = self.rng.random_range(0..=height - h);
+                let left = self.rng.random_range(0..=width - w);
+                return CropBox { top, left, height: h, width: w };
+            }
+        }
+        let in_ratio = width as f64 / height as f64;
+        let (w, h) = if in_ratio < ratio.0 {
+            (width, (width as f64 / ratio.0).round() as i64)
+        } else if in_ratio > ratio.1 {
+            ((height as f64 * ratio.1).round() as i64, height)
+        } else {
+            (width, height)
+        };
+        CropBox { top: (height - h) / 2, left: (width - w) / 2, height: h, width: w }
+    }
+
+    fn view(&mut self, x: &Tensor, view: ViewConfig) -> Result<Tensor> {
+        let (n, _, height, width) = x.size4()?;
+        let n_us = n as usize;
+        let c = self.config.clone();
+        let boxes: Vec<CropBox> = (0..n_us).map(|_| self.crop_box(height, width)).collect();
+        let mut y = resized_crop(x, &boxes, c.input_size)?;
+        let flips = self.coin(n_us, c.hf_prob);
+        y = hflip(&y, &flips)?;
+
+        // Colour jitter, each op in its own random order per image.
+        let jitter = self.coin(n_us, c.cj_prob);
+        if jitter.iter().any(|&j| j) {
+            let s = c.cj_strength;
+            let b = self.uniform(n_us, (1.0 - c.cj_bright * s).max(0.0), 1.0 + c.cj_bright * s);
+            let ct = self.uniform(n_us, (1.0 - c.cj_contrast * s).max(0.0), 1.0 + c.cj_contrast * s);
+            let sat = self.uniform(n_us, (1.0 - c.cj_sat * s).max(0.0), 1.0 + c.cj_sat * s);
+            let hue = self.uniform(n_us, -c.cj_hue * s, c.cj_hue * s);
+            let orders: Vec<[usize; 4]> = (0..n_us)
+                .map(|_| {
+                    let mut o = [0, 1, 2, 3];
+                    for i in (1..4).rev() {
+                        o.swap(i, self.rng.random_range(0..=i));
+                    }
+                    o
+                })
+                .collect();
+            let original = y.shallow_clone();
+            for position in 0..4 {
+                for op in 0..4 {
+                    let here: Vec<bool> = (0..n_us).map(|i| jitter[i] && orders[i][position] == op).collect();
+                    if !here.iter().any(|&h| h) {
+                        continue;
+                    }
+                    let applied = match op {
+                        0 => adjust_brightness(&y, &b)?,
+                        1 => adjust_contrast(&y, &ct)?,
+                        2 => adjust_saturation(&y, &sat)?,
+                        _ => adjust_hue(&y, &hue)?,
+                    };
+                    y = select(&applied, &y, &here)?;
+                }
+            }
+            y = select(&y, &original, &jitter)?;
+        }
+        let gray = self.coin(n_us, c.random_gray_scale);
+        y = random_grayscale(&y, &gray)?;
+        let blur = self.coin(n_us, view.gaussian_blur);
+        if blur.iter().any(|&f| f) {
+            let sigmas = self.uniform(n_us, c.sigmas.0, c.sigmas.1);
+            let blurred = gaussian_blur(&y, c.blur_kernel().min(2 * c.input_size - 1), &sigmas)?;
+            y = select(&blurred, &y, &blur)?;
+        }
+        let sol = self.coin(n_us, view.solarization);
+        y = solarize(&y, c.solarize_threshold, &sol)?;
+        if let Some((mean, std)) = &c.normalize {
+            y = normalize(&y, mean, std)?;
+        }
+        Ok(y)
+    }
+}
+
+/// `a` for the images whose flag is set, `b` for the others.
+fn select(a: &Tensor, b: &Tensor, flags: &[bool]) -> Result<Tensor> {
+    let mask: Vec<f64> = flags.iter().map(|&f| if f { 1.0 } else { 0.0 }).collect();
+    let m = per_image(a, &mask, "flags")?.f_to_kind(Kind::Bool)?;
+    Ok(a.f_where_self(&m, b)?)
+}
