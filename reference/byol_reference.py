@@ -245,6 +245,31 @@ def cmd_transforms(a):
     save_file({k: v.contiguous() for k, v in out.items()}, a.out)
 
 
+def cmd_make_images(a):
+    """A small ImageFolder for the data tests: RGB JPEGs of two sizes, gray,
+    RGBA and 16-bit PNGs, and one truncated JPEG."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    cats, dogs = os.path.join(a.out, "cats"), os.path.join(a.out, "dogs", "nested")
+    os.makedirs(cats, exist_ok=True)
+    os.makedirs(dogs, exist_ok=True)
+    for i, size in enumerate([(40, 30), (64, 64), (33, 50)]):
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(os.path.join(cats, f"rgb{i}.jpg"), quality=90)
+    Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8), mode="L").save(os.path.join(dogs, "gray.png"))
+    Image.fromarray(rng.integers(0, 255, (32, 32, 4), dtype=np.uint8), mode="RGBA").save(os.path.join(dogs, "rgba.png"))
+    Image.fromarray(rng.integers(0, 65535, (32, 32), dtype=np.uint16)).save(os.path.join(dogs, "deep.png"))
+    with open(os.path.join(cats, "rgb0.jpg"), "rb") as f:
+        data = f.read()
+    with open(os.path.join(cats, "truncated.jpg"), "wb") as f:
+        f.write(data[: len(data) // 3])
+    with open(os.path.join(cats, "notes.txt"), "w") as f:
+        f.write("not an image")
+
+
 def cmd_schedule(a):
     grid = json.loads(a.grid)
     values = []
@@ -299,6 +324,7 @@ def main(argv):
     s = sub.add_parser("torchvision"); s.add_argument("--out", required=True); s.add_argument("--inputs", required=True); s.add_argument("--features", required=True); s.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("load-check"); s.add_argument("--state", required=True); s.add_argument("--inputs", required=True); s.add_argument("--out", required=True)
     s = sub.add_parser("schedule"); s.add_argument("--grid", required=True)
+    s = sub.add_parser("make-images"); s.add_argument("--out", required=True)
     s = sub.add_parser("transforms"); s.add_argument("--inputs", required=True); s.add_argument("--params", required=True); s.add_argument("--out", required=True)
     s = sub.add_parser("torchscript"); s.add_argument("--out", required=True); s.add_argument("--inputs", required=True); s.add_argument("--features", required=True); s.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("bench")
@@ -307,7 +333,7 @@ def main(argv):
     s.add_argument("--threads", type=int, default=2); s.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     {"init": cmd_init, "run": cmd_run, "torchvision": cmd_torchvision, "load-check": cmd_load_check,
-     "schedule": cmd_schedule, "torchscript": cmd_torchscript, "transforms": cmd_transforms, "bench": cmd_bench}[a.cmd](a)
+     "schedule": cmd_schedule, "torchscript": cmd_torchscript, "transforms": cmd_transforms, "make-images": cmd_make_images, "bench": cmd_bench}[a.cmd](a)
 
 
 if __name__ == "__main__":

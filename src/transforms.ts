@@ -158,6 +158,9 @@ export class BYOLTransform {
   /** @internal */
   readonly native: import('./native.generated').NativeByolTransform
 
+  /** @internal the options with every default filled in, as the addon takes them */
+  readonly resolved: import('./native.generated').ByolTransformOptions
+
   constructor(options: BYOLTransformOptions = {}) {
     const o = options
     const seed = checkNumber('seed', o.seed ?? 0, { integer: true, min: 0 })
@@ -166,10 +169,7 @@ export class BYOLTransform {
       [...(o.normalize?.std ?? [0.229, 0.224, 0.225])],
     ]
     const num = (arg: string, v: number | undefined, d: number) => checkNumber(arg, v ?? d)
-    this.native = guard(
-      () =>
-        new native.NativeByolTransform(
-          {
+    this.resolved = {
             inputSize: checkNumber('inputSize', o.inputSize ?? 224, { integer: true }),
             cjProb: num('cjProb', o.cjProb, 0.8),
             cjStrength: num('cjStrength', o.cjStrength, 1),
@@ -188,10 +188,8 @@ export class BYOLTransform {
             normalize,
             view1: { gaussianBlur: o.view1?.gaussianBlur ?? 1, solarization: o.view1?.solarization ?? 0 },
             view2: { gaussianBlur: o.view2?.gaussianBlur ?? 0.1, solarization: o.view2?.solarization ?? 0.2 },
-          },
-          seed,
-        ),
-    )
+    }
+    this.native = guard(() => new native.NativeByolTransform(this.resolved, seed))
   }
 
   /** The two views `[x0, x1]` of a `[N, C, H, W]` batch (uint8, or float in [0, 1]). */

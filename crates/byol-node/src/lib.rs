@@ -853,6 +853,34 @@ fn pair(v: &[f64], arg: &str) -> Result<(f64, f64)> {
     }
 }
 
+fn transform_config(o: ByolTransformOptions) -> Result<byol::transforms::ByolTransformConfig> {
+    let normalize = match o.normalize {
+        None => None,
+        Some(ms) if ms.len() == 2 => Some((ms[0].clone(), ms[1].clone())),
+        Some(_) => return Err(invalid("normalize", "{ mean, std } or null", "another value")),
+    };
+    Ok(byol::transforms::ByolTransformConfig {
+        input_size: o.input_size,
+        cj_prob: o.cj_prob,
+        cj_strength: o.cj_strength,
+        cj_bright: o.cj_bright,
+        cj_contrast: o.cj_contrast,
+        cj_sat: o.cj_sat,
+        cj_hue: o.cj_hue,
+        min_scale: o.min_scale,
+        max_scale: o.max_scale,
+        ratio: pair(&o.ratio, "ratio")?,
+        random_gray_scale: o.random_gray_scale,
+        hf_prob: o.hf_prob,
+        sigmas: pair(&o.sigmas, "sigmas")?,
+        kernel_size: o.kernel_size,
+        solarize_threshold: o.solarize_threshold,
+        normalize,
+        view1: byol::transforms::ViewConfig { gaussian_blur: o.view1.gaussian_blur, solarization: o.view1.solarization },
+        view2: byol::transforms::ViewConfig { gaussian_blur: o.view2.gaussian_blur, solarization: o.view2.solarization },
+    })
+}
+
 #[napi]
 pub struct NativeByolTransform {
     inner: byol::transforms::ByolTransform,
@@ -862,31 +890,7 @@ pub struct NativeByolTransform {
 impl NativeByolTransform {
     #[napi(constructor)]
     pub fn new(o: ByolTransformOptions, seed: i64) -> Result<Self> {
-        let normalize = match o.normalize {
-            None => None,
-            Some(ms) if ms.len() == 2 => Some((ms[0].clone(), ms[1].clone())),
-            Some(_) => return Err(invalid("normalize", "{ mean, std } or null", "another value")),
-        };
-        let config = byol::transforms::ByolTransformConfig {
-            input_size: o.input_size,
-            cj_prob: o.cj_prob,
-            cj_strength: o.cj_strength,
-            cj_bright: o.cj_bright,
-            cj_contrast: o.cj_contrast,
-            cj_sat: o.cj_sat,
-            cj_hue: o.cj_hue,
-            min_scale: o.min_scale,
-            max_scale: o.max_scale,
-            ratio: pair(&o.ratio, "ratio")?,
-            random_gray_scale: o.random_gray_scale,
-            hf_prob: o.hf_prob,
-            sigmas: pair(&o.sigmas, "sigmas")?,
-            kernel_size: o.kernel_size,
-            solarize_threshold: o.solarize_threshold,
-            normalize,
-            view1: byol::transforms::ViewConfig { gaussian_blur: o.view1.gaussian_blur, solarization: o.view1.solarization },
-            view2: byol::transforms::ViewConfig { gaussian_blur: o.view2.gaussian_blur, solarization: o.view2.solarization },
-        };
+        let config = transform_config(o)?;
         Ok(Self { inner: byol::transforms::ByolTransform::new(config, seed as u64).map_err(js)? })
     }
 
@@ -895,5 +899,167 @@ impl NativeByolTransform {
     pub fn apply(&mut self, images: &NativeTensor) -> Result<Vec<NativeTensor>> {
         let (a, b) = self.inner.apply(images.get()?).map_err(js)?;
         Ok(vec![NativeTensor::wrap(a), NativeTensor::wrap(b)])
+    }
+}
+
+// ---------------------------------------------------------------- data
+
+#[napi]
+pub struct NativeDataset {
+    inner: Arc<dyn byol::data::Dataset>,
+    classes: Vec<String>,
+}
+
+#[napi]
+impl NativeDataset {
+    #[napi(factory)]
+    pub fn from_tensor(images: &NativeTensor, labels: Option<Vec<i64>>) -> Result<Self> {
+        let d = byol::data::TensorDataset::new(images.get()?, labels).map_err(js)?;
+        Ok(Self { inner: Arc::new(d), classes: Vec::new() })
+    }
+
+    #[napi(factory)]
+    pub fn image_folder(root: String, extensions: Vec<String>) -> Result<Self> {
+        let d = byol::data::ImageFolder::new(Path::new(&root), &extensions).map_err(js)?;
+        let classes = d.classes.clone();
+        Ok(Self { inner: Arc::new(d), classes })
+    }
+
+    #[napi(getter)]
+    pub fn length(&self) -> u32 {
+        self.inner.len() as u32
+    }
+
+    #[napi(getter)]
+    pub fn classes(&self) -> Vec<String> {
+        self.classes.clone()
+    }
+
+    /// Item `index` as `[3, H, W]` uint8 and its label; null if it cannot be read.
+    #[napi]
+    pub fn get(&self, index: u32) -> Result<Option<NativeTensor>> {
+        if index as usize >= self.inner.len() {
+            return Err(js(byol::Error::range("index", format!("an index below {}", self.inner.len()), index)));
+        }
+        Ok(self.inner.get(index as usize).map_err(js)?.map(|s| NativeTensor::wrap(s.image)))
+    }
+}
+
+#[napi(object)]
+pub struct LoaderOptions {
+    pub batch_size: u32,
+    pub shuffle: bool,
+    pub drop_last: bool,
+    pub num_workers: u32,
+    pub prefetch: u32,
+    pub seed: i64,
+    pub image_size: Option<i64>,
+}
+
+/// One batch: two views, labels, and what could not be read.
+#[napi]
+pub struct NativeBatch {
+    x0: Option<Tensor>,
+    x1: Option<Tensor>,
+    labels: Vec<i64>,
+    skipped: Vec<String>,
+}
+
+#[napi]
+impl NativeBatch {
+    #[napi]
+    pub fn views(&mut self) -> Vec<NativeTensor> {
+        [self.x0.take(), self.x1.take()].into_iter().flatten().map(NativeTensor::wrap).collect()
+    }
+
+    #[napi(getter)]
+    pub fn labels(&self) -> Vec<i64> {
+        self.labels.clone()
+    }
+
+    #[napi(getter)]
+    pub fn skipped(&self) -> Vec<String> {
+        self.skipped.clone()
+    }
+}
+
+type OpenEpoch = Arc<Mutex<Option<byol::data::Epoch>>>;
+
+#[napi]
+pub struct NativeDataLoader {
+    loader: Arc<Mutex<byol::data::DataLoader>>,
+    epoch: OpenEpoch,
+}
+
+pub struct NextBatch {
+    epoch: OpenEpoch,
+}
+
+impl Task for NextBatch {
+    type Output = Option<byol::data::Batch>;
+    type JsValue = Option<NativeBatch>;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let mut guard = self.epoch.lock().map_err(|_| poisoned())?;
+        match guard.as_mut() {
+            None => Ok(None),
+            Some(e) => {
+                let next = e.next_batch().map_err(js)?;
+                if next.is_none() {
+                    *guard = None;
+                }
+                Ok(next)
+            }
+        }
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output.map(|b| NativeBatch { x0: Some(b.x0), x1: Some(b.x1), labels: b.labels, skipped: b.skipped }))
+    }
+}
+
+#[napi]
+impl NativeDataLoader {
+    #[napi(constructor)]
+    pub fn new(dataset: &NativeDataset, o: LoaderOptions, transform: Option<ByolTransformOptions>) -> Result<Self> {
+        let transform = transform.map(transform_config).transpose()?;
+        let config = byol::data::LoaderConfig {
+            batch_size: o.batch_size as usize,
+            shuffle: o.shuffle,
+            drop_last: o.drop_last,
+            num_workers: o.num_workers as usize,
+            prefetch: o.prefetch as usize,
+            seed: o.seed as u64,
+            image_size: o.image_size,
+            transform,
+        };
+        let loader = byol::data::DataLoader::new(Arc::clone(&dataset.inner), config).map_err(js)?;
+        Ok(Self { loader: Arc::new(Mutex::new(loader)), epoch: Arc::new(Mutex::new(None)) })
+    }
+
+    #[napi(getter)]
+    pub fn num_batches(&self) -> Result<u32> {
+        Ok(self.loader.lock().map_err(|_| poisoned())?.num_batches() as u32)
+    }
+
+    /// Starts a new epoch (ending any open one): workers begin to prefetch.
+    #[napi]
+    pub fn start_epoch(&self) -> Result<()> {
+        let epoch = self.loader.lock().map_err(|_| poisoned())?.epoch();
+        *self.epoch.lock().map_err(|_| poisoned())? = Some(epoch);
+        Ok(())
+    }
+
+    /// The next batch of the open epoch, off the JS thread; null at its end.
+    #[napi(ts_return_type = "Promise<NativeBatch | null>")]
+    pub fn next(&self) -> AsyncTask<NextBatch> {
+        AsyncTask::new(NextBatch { epoch: Arc::clone(&self.epoch) })
+    }
+
+    /// Ends the open epoch and stops its workers.
+    #[napi]
+    pub fn close(&self) -> Result<()> {
+        *self.epoch.lock().map_err(|_| poisoned())? = None;
+        Ok(())
     }
 }

@@ -1,0 +1,115 @@
+import test from 'ava'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { BYOLTransform, DataLoader, ImageFolder, mnist, Tensor, TensorDataset } from '../src/index'
+import { catchError, reference, tmpdir } from './helpers'
+
+async function collect(loader: DataLoader) {
+  const out = []
+  for await (const batch of loader) out.push(batch)
+  return out
+}
+
+function toyDataset(n: number) {
+  const pixels = new Uint8Array(n * 3 * 8 * 8).map((_, i) => (i * 7) % 256)
+  return new TensorDataset(Tensor.fromTypedArray(pixels, [n, 3, 8, 8]), Array.from({ length: n }, (_, i) => i))
+}
+
+let folder: string
+test.before(() => {
+  folder = tmpdir('images')
+  reference(['make-images', '--out', folder])
+})
+
+test('the built-in MNIST dataset has 10,000 labelled digits', (t) => {
+  const ds = mnist()
+  t.is(ds.length, 10000)
+  t.deepEqual(ds.get(0)?.shape, [3, 28, 28])
+})
+
+test('DataLoader yields both views and the labels of each batch', async (t) => {
+  const loader = new DataLoader(toyDataset(10), { batchSize: 4, transform: new BYOLTransform({ inputSize: 6 }), numWorkers: 2 })
+  const batches = await collect(loader)
+  t.is(loader.length, 3)
+  t.deepEqual(batches.map(([x0, x1, labels]) => [x0.shape, x1.shape, labels.length]), [
+    [[4, 3, 6, 6], [4, 3, 6, 6], 4],
+    [[4, 3, 6, 6], [4, 3, 6, 6], 4],
+    [[2, 3, 6, 6], [2, 3, 6, 6], 2],
+  ])
+  t.deepEqual(batches.flatMap((b) => b[2]).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+})
+
+test('DataLoader is deterministic under a seed, whatever the number of workers', async (t) => {
+  const run = async (workers: number) =>
+    (await collect(new DataLoader(toyDataset(12), { batchSize: 4, seed: 3, numWorkers: workers, transform: new BYOLTransform({ inputSize: 6 }) }))).map(
+      ([x0, , labels]) => [labels, Array.from(x0.toFloat32Array())],
+    )
+  t.deepEqual(await run(1), await run(3))
+})
+
+test('each epoch has a new order when shuffling', async (t) => {
+  const loader = new DataLoader(toyDataset(16), { batchSize: 16, seed: 1 })
+  const [a] = await collect(loader)
+  const [b] = await collect(loader)
+  t.notDeepEqual(a[2], b[2])
+  t.deepEqual([...a[2]].sort((x, y) => x - y), [...b[2]].sort((x, y) => x - y))
+})
+
+test('a batch size larger than the dataset gives one short batch, or none with dropLast', async (t) => {
+  t.is((await collect(new DataLoader(toyDataset(5), { batchSize: 8 })))[0][2].length, 5)
+  t.is((await collect(new DataLoader(toyDataset(5), { batchSize: 8, dropLast: true }))).length, 0)
+})
+
+test('numWorkers <= 0 or absurd is a RangeError naming numWorkers', (t) => {
+  for (const numWorkers of [0, -1, 1e6]) {
+    const err = catchError(() => new DataLoader(toyDataset(4), { numWorkers }))
+    t.true(err instanceof RangeError, String(err))
+    t.regex(err.message, /^numWorkers: expected/)
+  }
+})
+
+test('ImageFolder labels images by sorted class folder, recursively', (t) => {
+  const ds = new ImageFolder(folder)
+  t.deepEqual(ds.classes, ['cats', 'dogs'])
+  t.is(ds.length, 7)
+})
+
+test('gray, RGBA and 16-bit PNGs are read as RGB, and odd sizes are resized', async (t) => {
+  const loader = new DataLoader(new ImageFolder(folder), { batchSize: 7, shuffle: false, imageSize: 24 })
+  const warnings: string[] = []
+  const onWarning = (w: Error) => warnings.push(w.message)
+  process.on('warning', onWarning)
+  const batches = await collect(loader)
+  await new Promise((r) => setImmediate(r))
+  process.off('warning', onWarning)
+  t.deepEqual(batches[0][0].shape, [6, 3, 24, 24])
+  t.deepEqual(batches[0][2], [0, 0, 0, 1, 1, 1])
+  // The truncated JPEG is skipped, and said once, with its path.
+  t.is(warnings.length, 1)
+  t.true(warnings[0].includes(path.join(folder, 'cats', 'truncated.jpg')))
+  t.deepEqual(loader.skipped, [path.join(folder, 'cats', 'truncated.jpg')])
+})
+
+test('a missing folder is an error naming the path', (t) => {
+  const missing = path.join(tmpdir('data'), 'nowhere')
+  const err = catchError(() => new ImageFolder(missing))
+  t.is(err.code, 'ERR_BYOL_FILE')
+  t.true(err.message.startsWith(missing))
+})
+
+test('a folder without images is an error naming the path', (t) => {
+  const empty = tmpdir('data')
+  fs.mkdirSync(path.join(empty, 'class'))
+  const err = catchError(() => new ImageFolder(empty))
+  t.is(err.code, 'ERR_BYOL_FILE')
+  t.true(err.message.startsWith(empty))
+  t.regex(err.message, /no images/)
+})
+
+test('the event loop keeps running while the workers prepare batches', async (t) => {
+  let ticks = 0
+  const timer = setInterval(() => ticks++, 1)
+  await collect(new DataLoader(mnist(), { batchSize: 500, transform: new BYOLTransform({ inputSize: 28 }), numWorkers: 2 }))
+  clearInterval(timer)
+  t.true(ticks > 5, `timer fired ${ticks} times`)
+})
