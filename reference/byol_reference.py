@@ -270,6 +270,81 @@ def cmd_make_images(a):
         f.write("not an image")
 
 
+def cmd_bench_images(a):
+    """JPEGs for the data benchmark: smooth colour fields with texture, 256x256."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    os.makedirs(os.path.join(a.out, "all"), exist_ok=True)
+    yy, xx = np.mgrid[0:a.size, 0:a.size] / a.size
+    for i in range(a.count):
+        f = rng.uniform(1, 6, 3)
+        img = np.stack([np.sin(f[c] * (xx + yy * rng.uniform()) * np.pi + rng.uniform(0, 6)) for c in range(3)], -1)
+        img = (img * 0.4 + 0.5 + rng.normal(0, 0.05, img.shape)).clip(0, 1)
+        Image.fromarray((img * 255).astype(np.uint8)).save(os.path.join(a.out, "all", f"{i:05d}.jpg"), quality=90)
+
+
+def byol_views_v2(input_size):
+    """torchvision.transforms.v2 equivalent of BYOLTransform's two views."""
+    from torchvision.transforms import v2
+
+    def view(blur, solarize):
+        return v2.Compose([
+            v2.RandomResizedCrop(input_size, scale=(0.08, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(0.5),
+            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+            v2.RandomGrayscale(0.2),
+            v2.RandomApply([v2.GaussianBlur(int(round(input_size * 0.1)) | 1, sigma=(0.1, 2.0))], p=blur),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.RandomSolarize(0.5, p=solarize),
+            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ])
+
+    return view(1.0, 0.0), view(0.1, 0.2)
+
+
+class JpegFolder(torch.utils.data.Dataset):
+    def __init__(self, root, input_size):
+        import os
+
+        self.files = sorted(os.path.join(root, "all", f) for f in os.listdir(os.path.join(root, "all")))
+        self.v1, self.v2 = byol_views_v2(input_size)
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        from torchvision.io import decode_jpeg, read_file
+
+        img = decode_jpeg(read_file(self.files[i]))
+        return self.v1(img), self.v2(img)
+
+
+def cmd_bench_data(a):
+    """Images/s of decode + both views with a torch DataLoader, then of the views alone."""
+    torch.set_num_threads(1)
+    ds = JpegFolder(a.root, a.size)
+    loader = torch.utils.data.DataLoader(ds, batch_size=a.batch, num_workers=a.workers, shuffle=True, drop_last=False,
+                                         persistent_workers=False)
+    n = 0
+    start = time.perf_counter()
+    for _ in range(a.epochs):
+        for x0, x1 in loader:
+            n += x0.shape[0]
+    full = n / (time.perf_counter() - start)
+    from torchvision.io import decode_jpeg, read_file
+
+    images = [decode_jpeg(read_file(f)) for f in ds.files[: a.batch * 4]]
+    start = time.perf_counter()
+    for img in images:
+        ds.v1(img), ds.v2(img)
+    alone = len(images) / (time.perf_counter() - start)
+    print(json.dumps({"pipeline_images_per_s": full, "augment_images_per_s": alone}))
+
+
 def cmd_schedule(a):
     grid = json.loads(a.grid)
     values = []
@@ -324,6 +399,9 @@ def main(argv):
     s = sub.add_parser("torchvision"); s.add_argument("--out", required=True); s.add_argument("--inputs", required=True); s.add_argument("--features", required=True); s.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("load-check"); s.add_argument("--state", required=True); s.add_argument("--inputs", required=True); s.add_argument("--out", required=True)
     s = sub.add_parser("schedule"); s.add_argument("--grid", required=True)
+    s = sub.add_parser("bench-images"); s.add_argument("--out", required=True); s.add_argument("--count", type=int, default=256); s.add_argument("--size", type=int, default=256)
+    s = sub.add_parser("bench-data"); s.add_argument("--root", required=True); s.add_argument("--size", type=int, default=224)
+    s.add_argument("--batch", type=int, default=32); s.add_argument("--workers", type=int, default=2); s.add_argument("--epochs", type=int, default=2)
     s = sub.add_parser("make-images"); s.add_argument("--out", required=True)
     s = sub.add_parser("transforms"); s.add_argument("--inputs", required=True); s.add_argument("--params", required=True); s.add_argument("--out", required=True)
     s = sub.add_parser("torchscript"); s.add_argument("--out", required=True); s.add_argument("--inputs", required=True); s.add_argument("--features", required=True); s.add_argument("--seed", type=int, default=0)
@@ -333,7 +411,7 @@ def main(argv):
     s.add_argument("--threads", type=int, default=2); s.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     {"init": cmd_init, "run": cmd_run, "torchvision": cmd_torchvision, "load-check": cmd_load_check,
-     "schedule": cmd_schedule, "torchscript": cmd_torchscript, "transforms": cmd_transforms, "make-images": cmd_make_images, "bench": cmd_bench}[a.cmd](a)
+     "schedule": cmd_schedule, "torchscript": cmd_torchscript, "transforms": cmd_transforms, "make-images": cmd_make_images, "bench-images": cmd_bench_images, "bench-data": cmd_bench_data, "bench": cmd_bench}[a.cmd](a)
 
 
 if __name__ == "__main__":

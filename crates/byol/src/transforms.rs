@@ -103,25 +103,24 @@ pub fn adjust_hue(x: &Tensor, factors: &[f64]) -> Result<Tensor> {
 /// Hue in turns `[0, 1)`, saturation and value, each `[N, H, W]`.
 fn rgb_to_hsv(x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
     let c = x.f_unbind(1)?;
-    let (r, g, b) = (&c[0], &c[1], &c[2]);
+    let (r, g) = (&c[0], &c[1]);
     let maxc = x.f_amax(&[1i64][..], false)?;
     let minc = x.f_amin(&[1i64][..], false)?;
     let range = maxc.f_sub(&minc)?;
     // Where all channels are equal, hue and saturation are 0: divide by 1 there.
-    let flat = maxc.f_eq_tensor(&minc)?;
+    let varied = maxc.f_ne_tensor(&minc)?;
     let ones = maxc.f_ones_like()?;
-    let s = range.f_div(&maxc.f_where_self(&flat.f_logical_not()?, &ones)?)?;
-    let div = range.f_where_self(&flat.f_logical_not()?, &ones)?;
-    let rc = maxc.f_sub(r)?.f_div(&div)?;
-    let gc = maxc.f_sub(g)?.f_div(&div)?;
-    let bc = maxc.f_sub(b)?.f_div(&div)?;
+    let s = range.f_div(&maxc.f_where_self(&varied, &ones)?)?;
+    let div = range.f_where_self(&varied, &ones)?;
+    let scaled = maxc.f_unsqueeze(1)?.f_sub(x)?.f_div(&div.f_unsqueeze(1)?)?.f_unbind(1)?;
+    let (rc, gc, bc) = (&scaled[0], &scaled[1], &scaled[2]);
     let is_r = maxc.f_eq_tensor(r)?;
     let is_g = maxc.f_eq_tensor(g)?.f_logical_and(&is_r.f_logical_not()?)?;
-    let h_r = bc.f_sub(&gc)?;
-    let h_g = rc.f_add_scalar(2.0)?.f_sub(&bc)?;
-    let h_b = gc.f_add_scalar(4.0)?.f_sub(&rc)?;
+    let h_r = bc.f_sub(gc)?;
+    let h_g = rc.f_add_scalar(2.0)?.f_sub(bc)?;
+    let h_b = gc.f_add_scalar(4.0)?.f_sub(rc)?;
     let h = h_r.f_where_self(&is_r, &h_g.f_where_self(&is_g, &h_b)?)?;
-    let h = h.f_where_self(&flat.f_logical_not()?, &h.f_zeros_like()?)?;
+    let h = h.f_mul(&varied)?;
     let h = h.f_mul_scalar(1.0 / 6.0)?.f_add_scalar(1.0)?.f_fmod(1.0)?;
     Ok((h, s, maxc))
 }
@@ -135,10 +134,11 @@ fn hsv_to_rgb(h: &Tensor, s: &Tensor, v: &Tensor) -> Result<Tensor> {
     let q = v.f_mul(&s.f_mul(&f)?.f_neg()?.f_add_scalar(1.0)?)?.f_clamp(0.0, 1.0)?;
     let t = v.f_mul(&s.f_mul(&f.f_neg()?.f_add_scalar(1.0)?)?.f_neg()?.f_add_scalar(1.0)?)?.f_clamp(0.0, 1.0)?;
     // Sector i of the hue circle picks (r, g, b) from (v, t, p, q).
+    let sectors = (0..5).map(|k| i.f_eq(k as i64)).collect::<std::result::Result<Vec<_>, _>>()?;
     let pick = |choices: [&Tensor; 6]| -> Result<Tensor> {
         let mut out = choices[5].shallow_clone();
         for k in (0..5).rev() {
-            out = choices[k].f_where_self(&i.f_eq(k as i64)?, &out)?;
+            out = choices[k].f_where_self(&sectors[k], &out)?;
         }
         Ok(out)
     };
@@ -415,31 +415,35 @@ impl ByolTransform {
                     o
                 })
                 .collect();
-            let original = y.shallow_clone();
-            for position in 0..4 {
-                for op in 0..4 {
-                    let here: Vec<bool> = (0..n_us).map(|i| jitter[i] && orders[i][position] == op).collect();
-                    if !here.iter().any(|&h| h) {
-                        continue;
-                    }
-                    let applied = match op {
-                        0 => adjust_brightness(&y, &b)?,
-                        1 => adjust_contrast(&y, &ct)?,
-                        2 => adjust_saturation(&y, &sat)?,
-                        _ => adjust_hue(&y, &hue)?,
-                    };
-                    y = select(&applied, &y, &here)?;
-                }
+            // Images that share an order are jittered together, each op once:
+            // the same work as per-image jitter, in a few batched kernels.
+            let mut groups: std::collections::BTreeMap<[usize; 4], Vec<usize>> = std::collections::BTreeMap::new();
+            for i in (0..n_us).filter(|&i| jitter[i]) {
+                groups.entry(orders[i]).or_default().push(i);
             }
-            y = select(&y, &original, &jitter)?;
+            for (order, members) in groups {
+                let pick = |v: &[f64]| members.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+                let mut sub = subset(&y, &members)?;
+                for op in order {
+                    sub = match op {
+                        0 => adjust_brightness(&sub, &pick(&b))?,
+                        1 => adjust_contrast(&sub, &pick(&ct))?,
+                        2 => adjust_saturation(&sub, &pick(&sat))?,
+                        _ => adjust_hue(&sub, &pick(&hue))?,
+                    };
+                }
+                y = put_subset(&y, &members, &sub)?;
+            }
         }
         let gray = self.coin(n_us, c.random_gray_scale);
         y = random_grayscale(&y, &gray)?;
         let blur = self.coin(n_us, view.gaussian_blur);
-        if blur.iter().any(|&f| f) {
-            let sigmas = self.uniform(n_us, c.sigmas.0, c.sigmas.1);
-            let blurred = gaussian_blur(&y, c.blur_kernel().min(2 * c.input_size - 1), &sigmas)?;
-            y = select(&blurred, &y, &blur)?;
+        let sigmas = self.uniform(n_us, c.sigmas.0, c.sigmas.1);
+        let members: Vec<usize> = (0..n_us).filter(|&i| blur[i]).collect();
+        if !members.is_empty() {
+            let chosen: Vec<f64> = members.iter().map(|&i| sigmas[i]).collect();
+            let blurred = gaussian_blur(&subset(&y, &members)?, c.blur_kernel().min(2 * c.input_size - 1), &chosen)?;
+            y = put_subset(&y, &members, &blurred)?;
         }
         let sol = self.coin(n_us, view.solarization);
         y = solarize(&y, c.solarize_threshold, &sol)?;
@@ -450,9 +454,23 @@ impl ByolTransform {
     }
 }
 
-/// `a` for the images whose flag is set, `b` for the others.
-fn select(a: &Tensor, b: &Tensor, flags: &[bool]) -> Result<Tensor> {
-    let mask: Vec<f64> = flags.iter().map(|&f| if f { 1.0 } else { 0.0 }).collect();
-    let m = per_image(a, &mask, "flags")?.f_to_kind(Kind::Bool)?;
-    Ok(a.f_where_self(&m, b)?)
+fn index_tensor(members: &[usize], x: &Tensor) -> Result<Tensor> {
+    let idx: Vec<i64> = members.iter().map(|&i| i as i64).collect();
+    Ok(Tensor::f_from_slice(&idx)?.f_to_device(x.device())?)
+}
+
+/// The images at `members`, as a batch; the whole batch when all are chosen.
+fn subset(x: &Tensor, members: &[usize]) -> Result<Tensor> {
+    if members.len() as i64 == x.size()[0] {
+        return Ok(x.shallow_clone());
+    }
+    Ok(x.f_index_select(0, &index_tensor(members, x)?)?)
+}
+
+/// `x` with the images at `members` replaced by `values`.
+fn put_subset(x: &Tensor, members: &[usize], values: &Tensor) -> Result<Tensor> {
+    if members.len() as i64 == x.size()[0] {
+        return Ok(values.shallow_clone());
+    }
+    Ok(x.f_index_copy(0, &index_tensor(members, x)?, values)?)
 }
