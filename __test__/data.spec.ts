@@ -1,7 +1,7 @@
 import test from 'ava'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { BYOLTransform, DataLoader, ImageFolder, mnist, Tensor, TensorDataset } from '../src/index'
+import { BYOLTransform, DataLoader, ImageFolder, mnist, saveImage, Tensor, TensorDataset } from '../src/index'
 import { catchError, reference, tmpdir } from './helpers'
 
 async function collect(loader: DataLoader) {
@@ -112,4 +112,15 @@ test('the event loop keeps running while the workers prepare batches', async (t)
   await collect(new DataLoader(mnist(), { batchSize: 500, transform: new BYOLTransform({ inputSize: 28 }), numWorkers: 2 }))
   clearInterval(timer)
   t.true(ticks > 5, `timer fired ${ticks} times`)
+})
+
+test('saveImage writes a PNG that ImageFolder reads back with the same pixels', (t) => {
+  const root = tmpdir('png')
+  fs.mkdirSync(path.join(root, 'x'))
+  const pixels = new Uint8Array(3 * 5 * 7).map((_, i) => (i * 37) % 256)
+  saveImage(Tensor.fromTypedArray(pixels, [3, 5, 7]), path.join(root, 'x', 'a.png'))
+  const back = new ImageFolder(root).get(0)
+  t.deepEqual(back?.shape, [3, 5, 7])
+  t.deepEqual(Array.from(back?.toFloat32Array() ?? []), Array.from(pixels))
+  t.deepEqual(fs.readdirSync(path.join(root, 'x')), ['a.png'])
 })

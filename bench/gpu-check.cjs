@@ -43,9 +43,28 @@ for (const k of Object.keys(sc)) {
 console.log(`after 3 steps, worst parameter ${worst.key}: max |cpu - cuda| ${worst.diff.toExponential(2)} (scale ${worst.scale.toExponential(2)})`)
 console.log(`device of the GPU model: ${gpu.device}`)
 
+// The data pipeline with the transform on the GPU.
+;(async () => {
+  const pixels = new Uint8Array(2048 * 3 * 72 * 72).map((_, i) => (i * 2654435761) >>> 24)
+  const images = new b.TensorDataset(b.Tensor.fromTypedArray(pixels, [2048, 3, 72, 72]))
+  const loader = new b.DataLoader(images, { batchSize: 256, numWorkers: 4, device: 'cuda', transform: new b.BYOLTransform({ inputSize: 64 }) })
+  let n = 0
+  const t0 = performance.now()
+  for await (const [v0, v1] of loader) {
+    if (n === 0) console.log(`loader on cuda: views ${v0.shape} on ${v0.device}, ${v1.device}`)
+    n += v0.shape[0]
+    v0.dispose()
+    v1.dispose()
+  }
+  console.log(`loader on cuda: ${n} 72x72 images, two 64x64 views each, ${(n / ((performance.now() - t0) / 1000)).toFixed(0)} images/s`)
+  benchmark()
+})()
+
+function benchmark() {
 const [batch, size, steps, warmup] = ['256', '64', '30', '5']
 const ours = () => JSON.parse(execFileSync(process.execPath, [path.join(__dirname, 'step-worker.cjs'), batch, size, steps, warmup, '8', 'cuda'], { encoding: 'utf8' }).trim())
 const ref = () => JSON.parse(execFileSync(python, [path.join(__dirname, '..', 'reference', 'byol_reference.py'), 'bench', '--batch', batch, '--size', size, '--steps', steps, '--warmup', warmup, '--threads', '8', '--device', 'cuda'], { encoding: 'utf8' }).trim().split('\n').pop())
 const r = []
 for (let round = 0; round < 2; round++) r.push([ours(), ref()])
 for (const [o, p] of r) console.log(`GPU trainingStep, ResNet18 BYOL, batch ${batch}, ${size}x${size}, fp32: byol-torch ${o.steps_per_s.toFixed(2)} steps/s, PyTorch ${p.steps_per_s.toFixed(2)} steps/s, ratio ${(o.steps_per_s / p.steps_per_s).toFixed(3)}`)
+}

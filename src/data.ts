@@ -6,7 +6,7 @@ import { createRequire } from 'node:module'
 import { checkNumber, guard, translate, typeError } from './errors'
 import { native } from './native'
 import type { NativeDataLoader, NativeDataset } from './native.generated'
-import { Tensor } from './tensor'
+import { DeviceName, Tensor } from './tensor'
 import { BYOLTransform } from './transforms'
 
 /** A dataset of images with labels (labels are kept for evaluation; BYOL does not use them). */
@@ -95,6 +95,8 @@ export interface DataLoaderOptions {
   transform?: BYOLTransform
   /** Side images of other sizes are resized to before batching. Default: `inputSize * 8 / 7` with a transform, else the first image's. */
   imageSize?: number
+  /** Where batches are assembled and augmented, e.g. `'cuda'` to run the transform on the GPU. Default `'cpu'`. */
+  device?: DeviceName
 }
 
 /** A batch: the two views and the labels. */
@@ -120,6 +122,7 @@ export class DataLoader {
       prefetch: checkNumber('prefetch', options.prefetch ?? 2, { integer: true, min: 1 }),
       seed: checkNumber('seed', options.seed ?? 0, { integer: true, min: 0 }),
       imageSize: options.imageSize === undefined ? undefined : checkNumber('imageSize', options.imageSize, { integer: true, min: 1 }),
+      device: options.device ?? 'cpu',
     }
     if (options.transform !== undefined && !(options.transform instanceof BYOLTransform)) {
       throw typeError('transform', 'a BYOLTransform', options.transform)
@@ -159,4 +162,11 @@ export class DataLoader {
   get skipped(): string[] {
     return [...this.warned]
   }
+}
+
+/** Writes a `[C, H, W]` image (uint8, or float in [0, 1]) as a PNG file, atomically. */
+export function saveImage(image: Tensor, path: string): void {
+  if (!(image instanceof Tensor)) throw typeError('image', 'a Tensor of shape [C, H, W]', image)
+  if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
+  guard(() => native.saveImage(image.native, path))
 }

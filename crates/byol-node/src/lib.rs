@@ -954,6 +954,7 @@ pub struct LoaderOptions {
     pub prefetch: u32,
     pub seed: i64,
     pub image_size: Option<i64>,
+    pub device: Option<String>,
 }
 
 /// One batch: two views, labels, and what could not be read.
@@ -1032,6 +1033,7 @@ impl NativeDataLoader {
             seed: o.seed as u64,
             image_size: o.image_size,
             transform,
+            device: device(o.device)?,
         };
         let loader = byol::data::DataLoader::new(Arc::clone(&dataset.inner), config).map_err(js)?;
         Ok(Self { loader: Arc::new(Mutex::new(loader)), epoch: Arc::new(Mutex::new(None)) })
@@ -1062,4 +1064,10 @@ impl NativeDataLoader {
         *self.epoch.lock().map_err(|_| poisoned())? = None;
         Ok(())
     }
+}
+
+/// Writes a `[C, H, W]` image (uint8, or float in [0, 1]; C = 1 or 3) as a PNG, atomically.
+#[napi]
+pub fn save_image(image: &NativeTensor, path: String) -> Result<()> {
+    byol::data::save_png(image.get()?, Path::new(&path)).map_err(js)
 }

@@ -168,6 +168,8 @@ pub struct LoaderConfig {
     /// Side every image is resized to before batching, when there is no transform.
     pub image_size: Option<i64>,
     pub transform: Option<ByolTransformConfig>,
+    /// Where batches are assembled and augmented (a GPU takes the transform's work).
+    pub device: tch::Device,
 }
 
 pub struct Batch {
@@ -295,6 +297,7 @@ fn make_batch(dataset: &dyn Dataset, indices: &[usize], index: usize, epoch: u64
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Tensor::f_cat(&resized, 0)?
     };
+    let batch = batch.f_to_device(c.device)?;
     let (x0, x1) = match &c.transform {
         Some(t) => {
             let seed = c.seed ^ (epoch << 32) ^ (index as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
@@ -353,4 +356,28 @@ impl Drop for Epoch {
             let _ = w.join();
         }
     }
+}
+
+/// Writes a `[C, H, W]` image (uint8, or float in [0, 1]; C = 1 or 3) as a PNG,
+/// through a temporary file and a rename.
+pub fn save_png(image: &Tensor, path: &Path) -> Result<()> {
+    let size = image.size();
+    if size.len() != 3 || !(size[0] == 1 || size[0] == 3) {
+        return Err(Error::invalid("image", "a [C, H, W] image with C = 1 or 3", format!("shape {size:?}")));
+    }
+    let u8 = if image.kind() == Kind::Uint8 {
+        image.f_to_device(tch::Device::Cpu)?
+    } else {
+        image.f_to_device(tch::Device::Cpu)?.f_mul_scalar(255.0)?.f_round()?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)?
+    };
+    let hwc = u8.f_expand([3, size[1], size[2]], false)?.f_permute([1, 2, 0])?.f_contiguous()?;
+    let numel = hwc.numel();
+    let mut pixels = vec![0u8; numel];
+    hwc.f_copy_data_u8(&mut pixels, numel)?;
+    let mut bytes = Vec::new();
+    image::RgbImage::from_raw(size[2] as u32, size[1] as u32, pixels)
+        .ok_or_else(|| Error::file(path, "cannot make an image of that size"))?
+        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .map_err(|e| Error::file(path, format!("cannot encode PNG: {e}")))?;
+    crate::checkpoint::write_atomically(path, &bytes)
 }
