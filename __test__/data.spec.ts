@@ -124,3 +124,17 @@ test('saveImage writes a PNG that ImageFolder reads back with the same pixels', 
   t.deepEqual(Array.from(back?.toFloat32Array() ?? []), Array.from(pixels))
   t.deepEqual(fs.readdirSync(path.join(root, 'x')), ['a.png'])
 })
+
+test("TensorDataset reads HWC uint8 images with layout 'nhwc'", (t) => {
+  // Two 2x2 RGB images, pixel (y, x) of image n = [n, 10 * y + x, 100].
+  const hwc = new Uint8Array(2 * 2 * 2 * 3)
+  for (let n = 0; n < 2; n++) for (let y = 0; y < 2; y++) for (let x = 0; x < 2; x++) hwc.set([n, 10 * y + x, 100], ((n * 2 + y) * 2 + x) * 3)
+  const ds = new TensorDataset(Tensor.fromTypedArray(hwc, [2, 2, 2, 3]), [0, 1], { layout: 'nhwc' })
+  t.deepEqual(Array.from(ds.get(1)?.toFloat32Array() ?? []), [1, 1, 1, 1, 0, 1, 10, 11, 100, 100, 100, 100])
+})
+
+test('TensorDataset with labels of the wrong length names labels', (t) => {
+  const err = catchError(() => new TensorDataset(Tensor.fromTypedArray(new Uint8Array(2 * 3 * 4 * 4), [2, 3, 4, 4]), [1]))
+  t.true(err instanceof TypeError)
+  t.regex(err.message, /^labels: expected 2 labels, one per image, got 1 labels/)
+})

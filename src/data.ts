@@ -32,12 +32,22 @@ export class Dataset {
   }
 }
 
-/** Images in memory: a `[N, C, H, W]` tensor (uint8, or float in [0, 1]; C = 1 or 3), with optional labels. */
+export interface TensorDatasetOptions {
+  /** `'nchw'` (default) or `'nhwc'`, the layout of decoded images (a `Uint8Array` of `H * W * C` per image). */
+  layout?: 'nchw' | 'nhwc'
+}
+
+/**
+ * Images in memory (uint8, or float in [0, 1]; C = 1 or 3), with optional
+ * labels: a `[N, C, H, W]` tensor, or `[N, H, W, C]` with `layout: 'nhwc'`.
+ */
 export class TensorDataset extends Dataset {
-  constructor(images: Tensor, labels?: readonly number[]) {
-    if (!(images instanceof Tensor)) throw typeError('images', 'a Tensor of shape [N, C, H, W]', images)
+  constructor(images: Tensor, labels?: readonly number[], options: TensorDatasetOptions = {}) {
+    if (!(images instanceof Tensor)) throw typeError('images', 'a Tensor of shape [N, C, H, W] or [N, H, W, C]', images)
     if (labels !== undefined && !Array.isArray(labels)) throw typeError('labels', 'an array of integers', labels)
-    super(guard(() => native.NativeDataset.fromTensor(images.native, labels ? [...labels] : undefined)))
+    const layout = options.layout ?? 'nchw'
+    if (layout !== 'nchw' && layout !== 'nhwc') throw typeError('options.layout', "'nchw' or 'nhwc'", layout)
+    super(guard(() => native.NativeDataset.fromTensor(images.native, labels ? [...labels] : undefined, layout === 'nhwc')))
   }
 }
 

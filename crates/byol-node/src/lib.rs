@@ -913,8 +913,8 @@ pub struct NativeDataset {
 #[napi]
 impl NativeDataset {
     #[napi(factory)]
-    pub fn from_tensor(images: &NativeTensor, labels: Option<Vec<i64>>) -> Result<Self> {
-        let d = byol::data::TensorDataset::new(images.get()?, labels).map_err(js)?;
+    pub fn from_tensor(images: &NativeTensor, labels: Option<Vec<i64>>, channels_last: bool) -> Result<Self> {
+        let d = byol::data::TensorDataset::new(images.get()?, labels, channels_last).map_err(js)?;
         Ok(Self { inner: Arc::new(d), classes: Vec::new() })
     }
 

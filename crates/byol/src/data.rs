@@ -41,8 +41,14 @@ pub struct TensorDataset {
 }
 
 impl TensorDataset {
-    /// `images`: uint8 in [0, 255] or float in [0, 1].
-    pub fn new(images: &Tensor, labels: Option<Vec<i64>>) -> Result<Self> {
+    /// `images`: uint8 in [0, 255] or float in [0, 1], `[N, C, H, W]`, or
+    /// `[N, H, W, C]` when `channels_last` (as decoded images usually come).
+    pub fn new(images: &Tensor, labels: Option<Vec<i64>>, channels_last: bool) -> Result<Self> {
+        if channels_last && images.dim() != 4 {
+            return Err(Error::invalid("images", "a [N, H, W, C] tensor", format!("shape {:?}", images.size())));
+        }
+        let images = if channels_last { images.f_permute([0, 3, 1, 2])? } else { images.shallow_clone() };
+        let images = &images;
         let size = images.size();
         if size.len() != 4 || !(size[1] == 1 || size[1] == 3) {
             return Err(Error::invalid("images", "a [N, C, H, W] tensor with C = 1 or 3", format!("shape {size:?}")));

@@ -144,3 +144,50 @@ fn the_cosine_schedule_rejects_bad_arguments() {
     assert!(cosine_schedule(0, 0, 0.0, 1.0, None).is_err());
     assert!(cosine_schedule(0, 10, 0.0, 1.0, Some(0)).is_err());
 }
+
+fn toy_loader(workers: usize, seed: u64) -> byol::data::DataLoader {
+    use byol::data::{DataLoader, LoaderConfig, TensorDataset};
+    let images = Tensor::arange(6 * 3 * 8 * 8, (Kind::Int64, Device::Cpu)).remainder(256).to_kind(Kind::Uint8).view([6, 3, 8, 8]);
+    let dataset = TensorDataset::new(&images, Some((0..6).collect()), false).unwrap();
+    let transform = byol::transforms::ByolTransformConfig { input_size: 6, ..Default::default() };
+    let config = LoaderConfig {
+        batch_size: 4,
+        shuffle: true,
+        drop_last: false,
+        num_workers: workers,
+        prefetch: 1,
+        seed,
+        image_size: None,
+        transform: Some(transform),
+        device: Device::Cpu,
+    };
+    DataLoader::new(std::sync::Arc::new(dataset), config).unwrap()
+}
+
+#[test]
+fn the_loader_gives_the_same_batches_in_order_whatever_the_worker_count() {
+    let run = |workers| {
+        let mut loader = toy_loader(workers, 7);
+        let mut epoch = loader.epoch();
+        let mut out = Vec::new();
+        while let Some(b) = epoch.next_batch().unwrap() {
+            out.push((b.index, b.labels.clone(), Vec::<f32>::try_from(&b.x0.flatten(0, -1)).unwrap()));
+        }
+        out
+    };
+    let one = run(1);
+    assert_eq!(one.iter().map(|b| b.0).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(one.iter().map(|b| b.1.len()).sum::<usize>(), 6);
+    assert_eq!(one, run(3));
+}
+
+#[test]
+fn a_loader_epoch_dropped_early_stops_its_workers() {
+    let mut loader = toy_loader(2, 1);
+    let mut epoch = loader.epoch();
+    assert!(epoch.next_batch().unwrap().is_some());
+    drop(epoch);
+    // A new epoch still works after the early stop.
+    let mut again = loader.epoch();
+    assert!(again.next_batch().unwrap().is_some());
+}
