@@ -473,23 +473,15 @@ pub fn projection_head(blocks: Vec<BlockSpecJs>, preprocess: String, device_name
 #[napi]
 pub fn update_momentum(model: &NativeModule, model_ema: &NativeModule, m: f64) -> Result<()> {
     // Both may be parts of one BYOL model behind one lock: take each network
-    // through `with_net` in turn, copying the online parameters out first.
+    // through `with_net` in turn, taking handles on the online parameters first.
     let online = with_net(model, |n, _| {
         let _g = tch::no_grad_guard();
         Ok(n.params.named_parameters().map(|e| e.tensor.shallow_clone()).collect::<Vec<_>>())
     })?;
     with_net(model_ema, |ema, _| {
-        let targets: Vec<Tensor> = ema.params.parameters().map(|t| t.shallow_clone()).collect();
-        if targets.len() != online.len() || targets.iter().zip(&online).any(|(a, b)| a.size() != b.size()) {
-            return Err(invalid("modelEma", "a copy of model with the same parameters and shapes", "a module of another layout"));
-        }
-        if !(0.0..=1.0).contains(&m) {
-            return Err(js(byol::Error::range("m", "a momentum in [0, 1]", m)));
-        }
-        let ema: Vec<&Tensor> = targets.iter().collect();
+        let targets: Vec<&Tensor> = ema.params.parameters().collect();
         let online: Vec<&Tensor> = online.iter().collect();
-        byol::params::ema_update(&ema, &online, m).map_err(js)?;
-        Ok(())
+        byol::momentum::update_momentum_tensors(&online, &targets, m).map_err(js)
     })
 }
 
