@@ -44,8 +44,6 @@ const alone = new DataLoader(new ImageFolder(root), { batchSize: batch, numWorke
 const decoded = []
 for await (const [x0] of alone) decoded.push(x0)
 const transform = new BYOLTransform({ inputSize: 224 })
-const { transforms } = await import('../dist/index.js')
-void transforms
 let m = 0
 start = performance.now()
 for (const x of decoded.slice(0, 4)) {

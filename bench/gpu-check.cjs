@@ -61,10 +61,10 @@ console.log(`device of the GPU model: ${gpu.device}`)
 })()
 
 function benchmark() {
-const [batch, size, steps, warmup] = ['256', '64', '30', '5']
-const ours = () => JSON.parse(execFileSync(process.execPath, [path.join(__dirname, 'step-worker.cjs'), batch, size, steps, warmup, '8', 'cuda'], { encoding: 'utf8' }).trim())
-const ref = () => JSON.parse(execFileSync(python, [path.join(__dirname, '..', 'reference', 'byol_reference.py'), 'bench', '--batch', batch, '--size', size, '--steps', steps, '--warmup', warmup, '--threads', '8', '--device', 'cuda'], { encoding: 'utf8' }).trim().split('\n').pop())
-const r = []
-for (let round = 0; round < 2; round++) r.push([ours(), ref()])
-for (const [o, p] of r) console.log(`GPU trainingStep, ResNet18 BYOL, batch ${batch}, ${size}x${size}, fp32: byol-torch ${o.steps_per_s.toFixed(2)} steps/s, PyTorch ${p.steps_per_s.toFixed(2)} steps/s, ratio ${(o.steps_per_s / p.steps_per_s).toFixed(3)}`)
+  const [batch, size, steps, warmup] = ['256', '64', '30', '5']
+  const ours = () => JSON.parse(execFileSync(process.execPath, [path.join(__dirname, 'step-worker.cjs'), batch, size, steps, warmup, '8', 'cuda'], { encoding: 'utf8' }).trim())
+  const ref = () => JSON.parse(execFileSync(python, [path.join(__dirname, '..', 'reference', 'byol_reference.py'), 'bench', '--batch', batch, '--size', size, '--steps', steps, '--warmup', warmup, '--threads', '8', '--device', 'cuda'], { encoding: 'utf8' }).trim().split('\n').pop())
+  const r = []
+  for (let round = 0; round < 2; round++) r.push([ours(), ref()])
+  for (const [o, p] of r) console.log(`GPU trainingStep, ResNet18 BYOL, batch ${batch}, ${size}x${size}, fp32: byol-torch ${o.steps_per_s.toFixed(2)} steps/s, PyTorch ${p.steps_per_s.toFixed(2)} steps/s, ratio ${(o.steps_per_s / p.steps_per_s).toFixed(3)}`)
 }

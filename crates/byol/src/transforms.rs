@@ -15,6 +15,12 @@ fn per_image(x: &Tensor, values: &[f64], arg: &str) -> Result<Tensor> {
     Ok(Tensor::f_from_slice(values)?.f_to_kind(x.kind())?.f_to_device(x.device())?.f_view([-1, 1, 1, 1])?)
 }
 
+/// Per-image flags as a `[N, 1, 1, 1]` boolean mask.
+fn flag_mask(x: &Tensor, flags: &[bool]) -> Result<Tensor> {
+    let values: Vec<f64> = flags.iter().map(|&f| if f { 1.0 } else { 0.0 }).collect();
+    Ok(per_image(x, &values, "flags")?.f_to_kind(Kind::Bool)?)
+}
+
 pub fn check_images(x: &Tensor, channels: &[i64]) -> Result<()> {
     let size = x.size();
     if size.len() != 4 || !channels.contains(&size[1]) {
@@ -43,9 +49,7 @@ fn blend(a: &Tensor, b: &Tensor, ratio: &Tensor) -> Result<Tensor> {
 pub fn hflip(x: &Tensor, flags: &[bool]) -> Result<Tensor> {
     check_images(x, &[1, 3])?;
     let flipped = x.f_flip([3])?;
-    let mask: Vec<f64> = flags.iter().map(|&f| if f { 1.0 } else { 0.0 }).collect();
-    let m = per_image(x, &mask, "flags")?.f_to_kind(Kind::Bool)?;
-    Ok(flipped.f_where_self(&m, x)?)
+    Ok(flipped.f_where_self(&flag_mask(x, flags)?, x)?)
 }
 
 /// `rgb_to_grayscale`: ITU-R 601-2 luma, one channel.
@@ -61,9 +65,7 @@ pub fn rgb_to_grayscale(x: &Tensor) -> Result<Tensor> {
 /// Grayscale (as 3 equal channels) for the images whose flag is set.
 pub fn random_grayscale(x: &Tensor, flags: &[bool]) -> Result<Tensor> {
     let gray = rgb_to_grayscale(x)?.f_expand_as(x)?;
-    let mask: Vec<f64> = flags.iter().map(|&f| if f { 1.0 } else { 0.0 }).collect();
-    let m = per_image(x, &mask, "flags")?.f_to_kind(Kind::Bool)?;
-    Ok(gray.f_where_self(&m, x)?)
+    Ok(gray.f_where_self(&flag_mask(x, flags)?, x)?)
 }
 
 pub fn adjust_brightness(x: &Tensor, factors: &[f64]) -> Result<Tensor> {
@@ -153,8 +155,7 @@ pub fn solarize(x: &Tensor, threshold: f64, flags: &[bool]) -> Result<Tensor> {
     check_images(x, &[1, 3])?;
     check_range(&[threshold], "threshold", 0.0, 1.0)?;
     let inverted = x.f_neg()?.f_add_scalar(1.0)?;
-    let mask: Vec<f64> = flags.iter().map(|&f| if f { 1.0 } else { 0.0 }).collect();
-    let m = x.f_ge(threshold)?.f_logical_and(&per_image(x, &mask, "flags")?.f_to_kind(Kind::Bool)?)?;
+    let m = x.f_ge(threshold)?.f_logical_and(&flag_mask(x, flags)?)?;
     Ok(inverted.f_where_self(&m, x)?)
 }
 
