@@ -4,9 +4,10 @@ use crate::backbones::ResNetKind;
 use crate::checkpoint::{load_safetensors, save_safetensors};
 use crate::error::{Error, Result};
 use crate::heads::{Head, Preprocess};
-use crate::loss::byol_loss;
 use crate::network::{Arch, Network};
-use crate::optim::{check_learning_rate, Sgd, SgdConfig};
+use crate::amp::{Autocast, GradScaler, Precision};
+use crate::loss::LossForm;
+use crate::optim::{check_learning_rate, Optimizer, OptimizerConfig};
 use crate::params::list;
 use crate::schedule::cosine_schedule;
 use std::collections::{BTreeSet, HashMap};
@@ -104,6 +105,28 @@ impl Part {
 pub struct StepOutput {
     pub loss: Tensor,
     pub momentum: f64,
+    /// The collapse monitor: the standard deviation over the batch of the
+    /// l2-normalised online projections, averaged over dimensions. About
+    /// `1/sqrt(dim)` when healthy, 0 when every image maps to one point.
+    pub projection_std: Tensor,
+    /// False when the loss scaler skipped the update (fp16 overflow).
+    pub stepped: bool,
+}
+
+/// How `training_step_with` runs a step.
+pub struct StepOptions<'a> {
+    pub precision: Precision,
+    pub loss: LossForm,
+    /// Required with `Precision::Fp16Mixed`.
+    pub scaler: Option<&'a mut GradScaler>,
+    /// Check the loss before updating anything and fail with `NonFinite`.
+    pub check_finite: bool,
+}
+
+impl Default for StepOptions<'_> {
+    fn default() -> Self {
+        Self { precision: Precision::Full, loss: LossForm::Minerva, scaler: None, check_finite: false }
+    }
 }
 
 pub struct Byol {
@@ -121,8 +144,11 @@ pub struct Byol {
     pub global_step: i64,
     /// Lightning's `current_epoch`.
     pub current_epoch: i64,
-    optimizer: Option<Sgd>,
+    optimizer: Option<Optimizer>,
     device: Device,
+    /// The global step whose momentum update is already done: a step that
+    /// failed after it (a NaN loss) must not apply it twice when retried.
+    pub momentum_updated_at: Option<i64>,
 }
 
 pub fn check_schedule(schedule: i64) -> Result<()> {
@@ -186,6 +212,7 @@ impl Byol {
             current_epoch: 0,
             optimizer: None,
             device,
+            momentum_updated_at: None,
         })
     }
 
@@ -219,9 +246,15 @@ impl Byol {
     }
 
     fn forward_with(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.forward_parts(x, train)?.1)
+    }
+
+    /// `(z, p)`: the online projection and prediction.
+    fn forward_parts(&self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
         let y = self.backbone.forward(x, train)?;
         let z = self.projection_head.forward(&y, train)?;
-        self.prediction_head.forward(&z, train)
+        let p = self.prediction_head.forward(&z, train)?;
+        Ok((z, p))
     }
 
     /// `z = projection_head_momentum(backbone_momentum(x)).detach()`.
@@ -237,19 +270,27 @@ impl Byol {
 
     /// minerva's `configure_optimizers`: plain SGD at `learning_rate`. It
     /// replaces the optimiser `training_step` uses.
-    pub fn configure_optimizers(&mut self) -> Result<SgdConfig> {
-        self.set_optimizer(SgdConfig::plain(self.learning_rate))
+    pub fn configure_optimizers(&mut self) -> Result<OptimizerConfig> {
+        self.set_optimizer(OptimizerConfig::plain(self.learning_rate))
     }
 
-    pub fn set_optimizer(&mut self, config: SgdConfig) -> Result<SgdConfig> {
-        let sgd = Sgd::new(config)?;
-        let c = sgd.config();
-        self.optimizer = Some(sgd);
+    pub fn set_optimizer(&mut self, config: OptimizerConfig) -> Result<OptimizerConfig> {
+        let o = Optimizer::new(config)?;
+        let c = o.config();
+        self.optimizer = Some(o);
         Ok(c)
     }
 
-    pub fn optimizer_config(&self) -> Option<SgdConfig> {
-        self.optimizer.as_ref().map(Sgd::config)
+    pub fn optimizer_config(&self) -> Option<OptimizerConfig> {
+        self.optimizer.as_ref().map(Optimizer::config)
+    }
+
+    pub fn optimizer_mut(&mut self) -> Option<&mut Optimizer> {
+        self.optimizer.as_mut()
+    }
+
+    pub fn optimizer(&self) -> Option<&Optimizer> {
+        self.optimizer.as_ref()
     }
 
     /// The momentum `training_step` uses at the current position.
@@ -263,6 +304,13 @@ impl Byol {
 
     /// One whole training step on the views `(x0, x1)`; always in training mode.
     pub fn training_step(&mut self, x0: &Tensor, x1: &Tensor) -> Result<StepOutput> {
+        self.training_step_with(x0, x1, StepOptions::default())
+    }
+
+    /// The training step with a precision, a loss form, a loss scaler and a
+    /// NaN check: lightly's order (momentum update, four forwards, loss), then
+    /// backward and the optimiser step.
+    pub fn training_step_with(&mut self, x0: &Tensor, x1: &Tensor, options: StepOptions) -> Result<StepOutput> {
         if x0.size() != x1.size() {
             return Err(Error::invalid("batch[1]", format!("the shape of batch[0], {:?}", x0.size()), format!("{:?}", x1.size())));
         }
@@ -270,22 +318,78 @@ impl Byol {
             self.configure_optimizers()?;
         }
         let momentum = self.current_momentum()?;
-        self.backbone_momentum.params.ema_from(&self.backbone.params, momentum)?;
-        self.projection_head_momentum.params.ema_from(&self.projection_head.params, momentum)?;
+        if self.momentum_updated_at != Some(self.global_step) {
+            self.backbone_momentum.params.ema_from(&self.backbone.params, momentum)?;
+            self.projection_head_momentum.params.ema_from(&self.projection_head.params, momentum)?;
+            self.momentum_updated_at = Some(self.global_step);
+        }
 
-        let p0 = self.forward_with(x0, true)?;
-        let z0 = self.forward_momentum_with(x0, true)?;
-        let p1 = self.forward_with(x1, true)?;
-        let z1 = self.forward_momentum_with(x1, true)?;
-        let loss = byol_loss(&p0, &z0, &p1, &z1)?;
+        let (loss, projection_std) = {
+            let _autocast = Autocast::new(options.precision, self.device)?;
+            let (z_online, p0) = self.forward_parts(x0, true)?;
+            let z0 = self.forward_momentum_with(x0, true)?;
+            let p1 = self.forward_with(x1, true)?;
+            let z1 = self.forward_momentum_with(x1, true)?;
+            let loss = options.loss.loss(&p0, &z0, &p1, &z1)?.f_to_kind(tch::Kind::Float)?;
+            let _guard = tch::no_grad_guard();
+            let z = z_online.f_detach()?.f_to_kind(tch::Kind::Float)?;
+            let zn = z.f_div(&z.f_norm_scalaropt_dim(2, [1i64].as_slice(), true)?.f_clamp_min(1e-12)?)?;
+            let std = zn.f_std_correction([0i64].as_slice(), 1, false)?.f_mean(None)?;
+            (loss, std)
+        };
+        if options.check_finite {
+            let value = loss.f_double_value(&[])?;
+            if !value.is_finite() {
+                return Err(Error::NonFinite { step: self.global_step + 1, value, last_good: self.global_step, saved: String::new() });
+            }
+        }
 
         // Shallow clones: the optimiser needs `&mut self.optimizer` while they are held.
         let params: Vec<Tensor> = self.trainable().map(Tensor::shallow_clone).collect();
-        let grads = Tensor::f_run_backward(&[&loss], &params, false, false)?;
-        let optimizer = self.optimizer.as_mut().ok_or_else(|| Error::StateDict("no optimiser".into()))?;
-        optimizer.step(params.iter(), grads)?;
+        let mut stepped = true;
+        let grads = match options.scaler {
+            Some(scaler) if options.precision == Precision::Fp16Mixed => {
+                let scaled = loss.f_mul_scalar(scaler.scale)?;
+                let mut grads = Tensor::f_run_backward(&[&scaled], &params, false, false)?;
+                stepped = scaler.unscale(&mut grads)?;
+                grads
+            }
+            _ => Tensor::f_run_backward(&[&loss], &params, false, false)?,
+        };
+        if stepped {
+            let optimizer = self.optimizer.as_mut().ok_or_else(|| Error::State("no optimiser".into()))?;
+            optimizer.step(params.iter(), grads)?;
+        }
         self.global_step += 1;
-        Ok(StepOutput { loss: loss.f_detach()?, momentum })
+        Ok(StepOutput { loss: loss.f_detach()?, momentum, projection_std, stepped })
+    }
+
+    /// Moves every network and the optimiser's state to `device`.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        if device == self.device {
+            return Ok(());
+        }
+        let state: Vec<(String, Tensor)> = self.optimizer.as_ref().map(Optimizer::state_tensors).unwrap_or_default();
+        for part in Part::ALL {
+            move_to(self.part_mut(part), device, part.prefix())?;
+        }
+        self.device = device;
+        let params: Vec<Tensor> = self.trainable().map(Tensor::shallow_clone).collect();
+        if let Some(o) = self.optimizer.as_mut() {
+            o.load_state_tensors(&state, &params)?;
+        }
+        Ok(())
+    }
+
+    /// Re-lays the convolution weights out as channels_last (for low-precision
+    /// convolutions on a GPU).
+    pub fn to_channels_last(&mut self) -> Result<()> {
+        for part in Part::ALL {
+            self.part_mut(part).params.to_channels_last()?;
+        }
+        // The optimiser's buffers follow the parameters' old layout; start afresh
+        // only if none exist yet (called before training).
+        Ok(())
     }
 
     /// Parameters the optimiser steps: the online networks'.
@@ -318,7 +422,7 @@ impl Byol {
         Ok(())
     }
 
-    fn metadata(&self) -> HashMap<String, String> {
+    pub fn metadata(&self) -> HashMap<String, String> {
         let backbone = match &*self.backbone.arch {
             Arch::ResNet(r) => r.kind.name().to_string(),
             Arch::TorchScript(t) => format!("torchscript:{}", t.path.display()),

@@ -224,6 +224,10 @@ impl DataLoader {
         Ok(Self { dataset, config, epoch: 0 })
     }
 
+    pub fn dataset(&self) -> &Arc<dyn Dataset> {
+        &self.dataset
+    }
+
     pub fn num_batches(&self) -> usize {
         let n = self.dataset.len();
         let b = self.config.batch_size;
@@ -235,6 +239,13 @@ impl DataLoader {
     pub fn epoch(&mut self) -> Epoch {
         let epoch = self.epoch;
         self.epoch += 1;
+        self.epoch_at(epoch, 0)
+    }
+
+    /// Epoch number `epoch` from batch `start` on: the order and augmentations
+    /// depend only on the seed, the epoch and the batch index, so a resumed run
+    /// sees exactly the batches an uninterrupted one would.
+    pub fn epoch_at(&self, epoch: u64, start: usize) -> Epoch {
         let c = self.config.clone();
         let mut order: Vec<usize> = (0..self.dataset.len()).collect();
         if c.shuffle {
@@ -243,7 +254,8 @@ impl DataLoader {
         let batches = self.num_batches();
         let order = Arc::new(order);
         let (sender, receiver) = sync_channel(c.prefetch);
-        let counter = Arc::new(AtomicUsize::new(0));
+        let start = start.min(batches);
+        let counter = Arc::new(AtomicUsize::new(start));
         let stop = Arc::new(AtomicBool::new(false));
         let workers = (0..c.num_workers.min(batches.max(1)))
             .map(|_| {
@@ -266,7 +278,7 @@ impl DataLoader {
                 })
             })
             .collect();
-        Epoch { receiver, pending: BTreeMap::new(), next: 0, batches, stop, workers }
+        Epoch { receiver, pending: BTreeMap::new(), next: start, batches, stop, workers }
     }
 }
 
@@ -324,6 +336,11 @@ impl Epoch {
 
     pub fn is_empty(&self) -> bool {
         self.batches == 0
+    }
+
+    /// Batches handed out so far (or skipped over by `epoch_at`).
+    pub fn position(&self) -> usize {
+        self.next
     }
 
     /// The next batch in order; `None` at the end of the epoch. Blocks while

@@ -24,6 +24,18 @@ pub enum Error {
     #[error("device: {0}")]
     Device(String),
 
+    /// Training produced a loss that is NaN or infinite.
+    #[error("the loss became {value} at step {step}; the parameters were left as they were after step {last_good}{saved}")]
+    NonFinite { step: i64, value: f64, last_good: i64, saved: String },
+
+    /// A checkpoint that cannot be used.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+
+    /// An operation that cannot run in the object's present state.
+    #[error("{0}")]
+    State(String),
+
     /// An error raised inside libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -52,6 +64,9 @@ impl Error {
             Error::StateDict(_) => "ERR_BYOL_STATE_DICT",
             Error::File { .. } => "ERR_BYOL_FILE",
             Error::Device(_) => "ERR_BYOL_DEVICE",
+            Error::NonFinite { .. } => "ERR_BYOL_NON_FINITE_LOSS",
+            Error::Checkpoint(_) => "ERR_BYOL_CHECKPOINT",
+            Error::State(_) => "ERR_BYOL_STATE",
             Error::Torch(_) => "ERR_BYOL_TORCH",
         }
     }

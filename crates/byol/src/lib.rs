@@ -2,11 +2,13 @@
 //!
 //! Everything the Node package does happens here; the binding crate only
 //! converts types and errors.
+pub mod amp;
 pub mod backbones;
 pub mod byol;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod eval;
 pub mod error;
 pub mod heads;
 pub mod layers;
@@ -16,6 +18,7 @@ pub mod network;
 pub mod optim;
 pub mod params;
 pub mod schedule;
+pub mod train;
 pub mod transforms;
 
 pub use error::{Error, Result};

@@ -1,31 +1,116 @@
 //! Optimisers, stepping parameters with gradients handed in (no `.grad`
-//! accumulation, so no `zero_grad`).
+//! accumulation, so no `zero_grad`). Each follows its PyTorch (or, for LARS,
+//! lightly's) update rule in the same order of operations, so runs match.
 use crate::error::{Error, Result};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
-/// `torch.optim.SGD`, with the same update rule and defaults.
-#[derive(Debug)]
-pub struct Sgd {
-    pub lr: f64,
-    pub momentum: f64,
-    pub dampening: f64,
-    pub weight_decay: f64,
-    pub nesterov: bool,
-    buffers: Vec<Option<Tensor>>,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerKind {
+    /// `torch.optim.SGD`.
+    Sgd,
+    /// Layer-wise adaptive rate scaling (You et al. 2017) as the BYOL paper uses
+    /// it and `lightly.utils.lars.LARS` implements it.
+    Lars,
+    /// `torch.optim.AdamW`.
+    AdamW,
+}
+
+impl OptimizerKind {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "SGD" | "sgd" => Ok(Self::Sgd),
+            "LARS" | "lars" => Ok(Self::Lars),
+            "AdamW" | "adamw" => Ok(Self::AdamW),
+            other => Err(Error::invalid("optimizer", "'sgd', 'lars' or 'adamw'", format!("'{other}'"))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sgd => "SGD",
+            Self::Lars => "LARS",
+            Self::AdamW => "AdamW",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdConfig {
+pub struct OptimizerConfig {
+    pub kind: OptimizerKind,
     pub lr: f64,
+    /// SGD and LARS.
     pub momentum: f64,
     pub dampening: f64,
     pub weight_decay: f64,
     pub nesterov: bool,
+    /// LARS: η in `η·‖w‖ / (‖g‖ + wd·‖w‖)`.
+    pub trust_coefficient: f64,
+    /// AdamW.
+    pub betas: (f64, f64),
+    pub eps: f64,
+    /// Leave biases and normalisation parameters (every tensor of one dimension)
+    /// out of weight decay and of LARS's adaptation, as the BYOL paper does.
+    pub exclude_bias_and_norm: bool,
 }
 
-impl SgdConfig {
+/// Kept for the foundation's API: an SGD configuration.
+pub type SgdConfig = OptimizerConfig;
+
+impl OptimizerConfig {
+    /// minerva's `configure_optimizers`: `SGD(params, lr)`.
     pub fn plain(lr: f64) -> Self {
-        Self { lr, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
+        Self::sgd(lr, 0.0, 0.0, false)
+    }
+
+    pub fn sgd(lr: f64, momentum: f64, weight_decay: f64, nesterov: bool) -> Self {
+        Self {
+            kind: OptimizerKind::Sgd,
+            lr,
+            momentum,
+            dampening: 0.0,
+            weight_decay,
+            nesterov,
+            trust_coefficient: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            exclude_bias_and_norm: false,
+        }
+    }
+
+    /// LARS with the BYOL paper's momentum and trust coefficient.
+    pub fn lars(lr: f64, weight_decay: f64) -> Self {
+        Self { kind: OptimizerKind::Lars, momentum: 0.9, exclude_bias_and_norm: true, ..Self::sgd(lr, 0.9, weight_decay, false) }
+    }
+
+    /// `torch.optim.AdamW` defaults except the learning rate.
+    pub fn adamw(lr: f64, weight_decay: f64) -> Self {
+        Self { kind: OptimizerKind::AdamW, momentum: 0.0, ..Self::sgd(lr, 0.0, weight_decay, false) }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        check_learning_rate(self.lr, "lr")?;
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return Err(Error::range("momentum", "a number in [0, 1)", self.momentum));
+        }
+        if !(self.dampening.is_finite() && (0.0..=1.0).contains(&self.dampening)) {
+            return Err(Error::range("dampening", "a number in [0, 1]", self.dampening));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::range("weightDecay", "a number >= 0", self.weight_decay));
+        }
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(Error::range("nesterov", "momentum > 0 and dampening 0 with Nesterov momentum", "nesterov: true"));
+        }
+        if !(self.trust_coefficient.is_finite() && self.trust_coefficient > 0.0) {
+            return Err(Error::range("trustCoefficient", "a number > 0", self.trust_coefficient));
+        }
+        let (b1, b2) = self.betas;
+        if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
+            return Err(Error::range("betas", "two numbers in [0, 1)", format!("[{b1}, {b2}]")));
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return Err(Error::range("eps", "a number > 0", self.eps));
+        }
+        Ok(())
     }
 }
 
@@ -36,66 +121,172 @@ pub fn check_learning_rate(lr: f64, arg: &str) -> Result<()> {
     Ok(())
 }
 
-impl Sgd {
-    pub fn new(c: SgdConfig) -> Result<Self> {
-        check_learning_rate(c.lr, "lr")?;
-        if !(c.momentum.is_finite() && c.momentum >= 0.0) {
-            return Err(Error::range("momentum", "a number >= 0", c.momentum));
-        }
-        if !(c.weight_decay.is_finite() && c.weight_decay >= 0.0) {
-            return Err(Error::range("weightDecay", "a number >= 0", c.weight_decay));
-        }
-        if c.nesterov && (c.momentum <= 0.0 || c.dampening != 0.0) {
-            return Err(Error::range("nesterov", "momentum > 0 and dampening 0 with Nesterov momentum", "nesterov: true"));
-        }
-        Ok(Self {
-            lr: c.lr,
-            momentum: c.momentum,
-            dampening: c.dampening,
-            weight_decay: c.weight_decay,
-            nesterov: c.nesterov,
-            buffers: Vec::new(),
-        })
+/// An optimiser and its per-parameter state.
+#[derive(Debug)]
+pub struct Optimizer {
+    config: OptimizerConfig,
+    /// SGD/LARS: momentum buffers; AdamW: first moments.
+    first: Vec<Option<Tensor>>,
+    /// AdamW: second moments.
+    second: Vec<Option<Tensor>>,
+    /// AdamW: steps taken (for bias correction).
+    pub steps: i64,
+}
+
+/// Kept for the foundation's API.
+pub type Sgd = Optimizer;
+
+impl Optimizer {
+    pub fn new(config: OptimizerConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self { config, first: Vec::new(), second: Vec::new(), steps: 0 })
     }
 
-    pub fn config(&self) -> SgdConfig {
-        SgdConfig { lr: self.lr, momentum: self.momentum, dampening: self.dampening, weight_decay: self.weight_decay, nesterov: self.nesterov }
+    pub fn config(&self) -> OptimizerConfig {
+        self.config
+    }
+
+    /// The learning rate of the next step; schedules move it.
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        if !lr.is_finite() || lr < 0.0 {
+            return Err(Error::range("lr", "a finite number >= 0", lr));
+        }
+        self.config.lr = lr;
+        Ok(())
     }
 
     /// One step. `grads` are consumed: they become the update in place.
     pub fn step<'a>(&mut self, params: impl Iterator<Item = &'a Tensor>, grads: Vec<Tensor>) -> Result<()> {
         let _guard = tch::no_grad_guard();
-        if self.buffers.len() < grads.len() {
-            self.buffers.resize_with(grads.len(), || None);
+        let n = grads.len();
+        if self.first.len() < n {
+            self.first.resize_with(n, || None);
+            self.second.resize_with(n, || None);
         }
-        for (i, (p, mut d)) in params.zip(grads).enumerate() {
+        if self.config.kind == OptimizerKind::AdamW {
+            self.steps += 1;
+        }
+        for (i, (p, d)) in params.zip(grads).enumerate() {
             if !d.defined() {
                 continue;
             }
-            if self.weight_decay != 0.0 {
-                d = d.f_add(&p.f_mul_scalar(self.weight_decay)?)?;
+            let excluded = self.config.exclude_bias_and_norm && p.dim() <= 1;
+            match self.config.kind {
+                OptimizerKind::Sgd | OptimizerKind::Lars => self.sgd_like(i, p, d, excluded)?,
+                OptimizerKind::AdamW => self.adamw(i, p, d, excluded)?,
             }
-            let update = if self.momentum != 0.0 {
-                let buf = match self.buffers[i].take() {
-                    None => crate::params::fresh_copy(&d)?,
-                    Some(mut b) => {
-                        let _ = b.f_mul_scalar_(self.momentum)?;
-                        let _ = b.f_add_(&d.f_mul_scalar(1.0 - self.dampening)?)?;
-                        b
-                    }
-                };
-                let direction = if self.nesterov { d.f_add(&buf.f_mul_scalar(self.momentum)?)? } else { buf.shallow_clone() };
-                self.buffers[i] = Some(buf);
-                // Out of place: `direction` may be the buffer kept for the next step.
-                direction.f_mul_scalar(-self.lr)?
-            } else {
-                // The gradient (or its decayed copy) is ours alone: scale it in place.
-                let _ = d.f_mul_scalar_(-self.lr)?;
-                d
-            };
-            let mut p = p.shallow_clone();
-            let _ = p.f_add_(&update)?;
         }
+        Ok(())
+    }
+
+    fn sgd_like(&mut self, i: usize, p: &Tensor, mut d: Tensor, excluded: bool) -> Result<()> {
+        let c = self.config;
+        let wd = if excluded { 0.0 } else { c.weight_decay };
+        if c.kind == OptimizerKind::Lars && !excluded {
+            // lightly's LARS: scale by η‖w‖/(‖g‖ + wd‖w‖ + ε) when both norms are
+            // non-zero, computed on the device (no host sync per tensor).
+            let p_norm = p.f_norm()?;
+            let g_norm = d.f_norm()?;
+            let ratio = p_norm.f_div(&g_norm.f_add(&p_norm.f_mul_scalar(wd)?)?.f_add_scalar(1e-8)?)?.f_mul_scalar(c.trust_coefficient)?;
+            let ok = p_norm.f_gt(0.0)?.f_logical_and(&g_norm.f_gt(0.0)?)?;
+            let ratio = ratio.f_where_self(&ok, &Tensor::f_ones([], (Kind::Float, p.device()))?)?;
+            if wd != 0.0 {
+                d = d.f_add(&p.f_mul_scalar(wd)?)?;
+            }
+            d = d.f_mul(&ratio)?;
+        } else if wd != 0.0 {
+            d = d.f_add(&p.f_mul_scalar(wd)?)?;
+        }
+        let update = if c.momentum != 0.0 {
+            let buf = match self.first[i].take() {
+                None => crate::params::fresh_copy(&d)?,
+                Some(mut b) => {
+                    let _ = b.f_mul_scalar_(c.momentum)?;
+                    let _ = b.f_add_(&d.f_mul_scalar(1.0 - c.dampening)?)?;
+                    b
+                }
+            };
+            let direction = if c.nesterov { d.f_add(&buf.f_mul_scalar(c.momentum)?)? } else { buf.shallow_clone() };
+            self.first[i] = Some(buf);
+            // Out of place: `direction` may be the buffer kept for the next step.
+            direction.f_mul_scalar(-c.lr)?
+        } else {
+            // The gradient (or its decayed copy) is ours alone: scale it in place.
+            let _ = d.f_mul_scalar_(-c.lr)?;
+            d
+        };
+        let mut p = p.shallow_clone();
+        let _ = p.f_add_(&update)?;
+        Ok(())
+    }
+
+    fn adamw(&mut self, i: usize, p: &Tensor, d: Tensor, excluded: bool) -> Result<()> {
+        let c = self.config;
+        let (b1, b2) = c.betas;
+        let mut p = p.shallow_clone();
+        let wd = if excluded { 0.0 } else { c.weight_decay };
+        if wd != 0.0 {
+            let _ = p.f_mul_scalar_(1.0 - c.lr * wd)?;
+        }
+        let mut m = match self.first[i].take() {
+            Some(m) => m,
+            None => d.f_zeros_like()?,
+        };
+        let mut v = match self.second[i].take() {
+            Some(v) => v,
+            None => d.f_zeros_like()?,
+        };
+        // torch.optim.AdamW (single-tensor path): lerp_, mul_.addcmul_, then
+        // denom = sqrt(v)/sqrt(bc2) + eps and p -= lr/bc1 * m/denom.
+        let _ = m.f_lerp_(&d, 1.0 - b1)?;
+        let _ = v.f_mul_scalar_(b2)?;
+        let _ = v.f_addcmul_(&d, &d.f_mul_scalar(1.0 - b2)?)?;
+        let t = self.steps as f64;
+        let bc1 = 1.0 - b1.powf(t);
+        let bc2_sqrt = (1.0 - b2.powf(t)).sqrt();
+        let denom = v.f_sqrt()?.f_div_scalar(bc2_sqrt)?.f_add_scalar(c.eps)?;
+        let _ = p.f_addcdiv_(&m.f_mul_scalar(-c.lr / bc1)?, &denom)?;
+        self.first[i] = Some(m);
+        self.second[i] = Some(v);
+        Ok(())
+    }
+
+    /// Per-parameter state as named tensors (for checkpoints).
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (i, t) in self.first.iter().enumerate() {
+            if let Some(t) = t {
+                out.push((format!("{i}.first"), t.shallow_clone()));
+            }
+        }
+        for (i, t) in self.second.iter().enumerate() {
+            if let Some(t) = t {
+                out.push((format!("{i}.second"), t.shallow_clone()));
+            }
+        }
+        out
+    }
+
+    /// Restores what `state_tensors` gave, onto `device`.
+    pub fn load_state_tensors(&mut self, tensors: &[(String, Tensor)], params: &[Tensor]) -> Result<()> {
+        let mut first: Vec<Option<Tensor>> = (0..params.len()).map(|_| None).collect();
+        let mut second: Vec<Option<Tensor>> = (0..params.len()).map(|_| None).collect();
+        for (name, t) in tensors {
+            let (index, which) = name.split_once('.').ok_or_else(|| Error::StateDict(format!("optimizer state: unexpected key '{name}'")))?;
+            let i: usize = index.parse().map_err(|_| Error::StateDict(format!("optimizer state: unexpected key '{name}'")))?;
+            let p = params.get(i).ok_or_else(|| Error::StateDict(format!("optimizer state: '{name}' is beyond the {} parameters of the model", params.len())))?;
+            if t.size() != p.size() {
+                return Err(Error::StateDict(format!("optimizer state: '{name}' has shape {:?}, the parameter {:?}", t.size(), p.size())));
+            }
+            let t = t.f_to_device(p.device())?.f_to_kind(p.kind())?;
+            match which {
+                "first" => first[i] = Some(t),
+                "second" => second[i] = Some(t),
+                _ => return Err(Error::StateDict(format!("optimizer state: unexpected key '{name}'"))),
+            }
+        }
+        self.first = first;
+        self.second = second;
         Ok(())
     }
 }

@@ -118,6 +118,17 @@ impl Params {
         Ok(())
     }
 
+    /// Re-lays every 4-D tensor out as channels_last (values unchanged).
+    pub fn to_channels_last(&mut self) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        for e in self.entries.iter_mut().filter(|e| e.tensor.dim() == 4) {
+            let rg = e.tensor.requires_grad();
+            let t = crate::amp::to_channels_last(&e.tensor.f_detach()?)?;
+            e.tensor = if e.role == Role::Parameter { t.f_set_requires_grad(rg)? } else { t };
+        }
+        Ok(())
+    }
+
     /// `(name, tensor)` pairs with `prefix.` in front, sharing storage with the store.
     pub fn state_dict(&self, prefix: &str) -> Vec<(String, Tensor)> {
         self.entries

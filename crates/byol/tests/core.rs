@@ -105,7 +105,7 @@ fn torchvision_keys_map_both_ways() {
 #[test]
 fn sgd_with_momentum_follows_torch_optim_sgd() {
     let p = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
-    let mut sgd = Sgd::new(SgdConfig { lr: 0.1, momentum: 0.9, dampening: 0.0, weight_decay: 0.01, nesterov: false }).unwrap();
+    let mut sgd = Sgd::new(SgdConfig::sgd(0.1, 0.9, 0.01, false)).unwrap();
     for _ in 0..2 {
         let g = Tensor::from_slice(&[0.5f32, 0.5]);
         sgd.step([&p].into_iter(), vec![g]).unwrap();

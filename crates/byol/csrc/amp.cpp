@@ -1,0 +1,40 @@
+// Autocast controls that tch does not expose: tch's `autocast` only switches
+// CUDA autocast on with its default dtype (fp16). BYOL in bf16 needs the dtype,
+// and CPU autocast needs the CPU device type. Exceptions never cross into Rust.
+#include <ATen/autocast_mode.h>
+
+namespace {
+c10::DeviceType device_type(int cuda) { return cuda ? c10::DeviceType::CUDA : c10::DeviceType::CPU; }
+}
+
+extern "C" {
+
+// Turns autocast on for the device with `dtype` (0: bfloat16, 1: float16).
+// Returns 0, or -1 when libtorch refuses.
+int byol_autocast_enter(int cuda, int dtype) {
+  try {
+    auto dev = device_type(cuda);
+    at::autocast::set_autocast_dtype(dev, dtype == 0 ? at::kBFloat16 : at::kHalf);
+    at::autocast::set_autocast_enabled(dev, true);
+    at::autocast::increment_nesting();
+    return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+
+// Turns autocast off again and, at the outermost level, frees the cache of
+// weights cast to the low-precision dtype (as torch.autocast's __exit__ does).
+int byol_autocast_exit(int cuda) {
+  try {
+    at::autocast::set_autocast_enabled(device_type(cuda), false);
+    if (at::autocast::decrement_nesting() == 0) {
+      at::autocast::clear_cache();
+    }
+    return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+
+}
