@@ -17,6 +17,7 @@ Every exchange with the tests goes through safetensors files and JSON on stdout.
 import argparse
 import copy
 import json
+import math
 import sys
 import time
 
@@ -387,6 +388,84 @@ def cmd_bench(a):
     print(json.dumps({"steps_per_s": a.steps / elapsed, "peak_rss_mib": peak_kib / 1024, "threads": torch.get_num_threads()}))
 
 
+def lr_at(schedule, base, step, warmup, total):
+    """byol-torch's learning-rate schedules (linear warm-up, then cosine to 0)."""
+    if schedule == "constant":
+        return base
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model, r):
+    """The PyTorch optimisers byol-torch's recipes stand for: torch.optim.SGD,
+    lightly's LARS (biases and norms in a group without weight decay, which
+    lightly's LARS also leaves unadapted) and torch.optim.AdamW."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if r["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=r["lr"], momentum=r["momentum"], weight_decay=r["weight_decay"], nesterov=r["nesterov"])
+    if r["optimizer"] == "adamw":
+        return torch.optim.AdamW(params, lr=r["lr"], weight_decay=r["weight_decay"])
+    from lightly.utils.lars import LARS
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    return LARS([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}], lr=r["lr"], momentum=r["momentum"],
+                weight_decay=r["weight_decay"], trust_coefficient=r.get("trust_coefficient", 1e-3))
+
+
+def cmd_train(a):
+    """Lightning's loop around minerva's BYOL with a recipe, over uint8 images
+    in order (no augmentation, both views the image): what Trainer.fit does."""
+    torch.set_num_threads(a.threads)
+    r = json.loads(a.recipe)
+    images = load_file(a.images)["x"].float() / 255.0
+    model = BYOL(schedule=r["schedule"])
+    model.load_state_dict(load_file(a.state))
+    optimizer = make_optimizer(model, r)
+    model.train()
+    losses = []
+    batches = images.shape[0] // r["batch"]
+    for step in range(r["steps"]):
+        for g in optimizer.param_groups:
+            g["lr"] = lr_at(r["lr_schedule"], r["lr"], step, r["warmup"], r["steps"])
+        b = step % batches
+        x = images[b * r["batch"]:(b + 1) * r["batch"]]
+        loss = model.training_step((x, x), b)
+        if r["loss"] == "paper":
+            loss = 4 * loss + 4
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.global_step += 1
+        losses.append(loss.item())
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, a.out)
+    print(json.dumps({"losses": losses}))
+
+
+def cmd_export_check(a):
+    """Loads an exported backbone into torchvision's resnet18 (strict=False)
+    and saves the average-pooled trunk features of `x`."""
+    resnet = torchvision.models.resnet18()
+    result = resnet.load_state_dict(load_file(a.backbone), strict=False)
+    resnet.eval()
+    with torch.no_grad():
+        features = torch.flatten(nn.Sequential(*list(resnet.children())[:-1])(load_file(a.inputs)["x"]), 1)
+    save_file({"features": features.contiguous()}, a.out)
+    print(json.dumps({"missing": result.missing_keys, "unexpected": result.unexpected_keys}))
+
+
+def cmd_knn(a):
+    """lightly's knn_predict on features from byol-torch: top-1 accuracy."""
+    from lightly.utils.benchmarking import knn_predict
+    f = load_file(a.features)
+    bank = nn.functional.normalize(f["train"], dim=1).t().contiguous()
+    test = nn.functional.normalize(f["test"], dim=1)
+    classes = int(max(f["train_labels"].max(), f["test_labels"].max())) + 1
+    pred = knn_predict(test, bank, f["train_labels"].long(), classes, a.k, a.t)
+    print(json.dumps({"accuracy": (pred[:, 0] == f["test_labels"].long()).float().mean().item()}))
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -405,13 +484,18 @@ def main(argv):
     s = sub.add_parser("make-images"); s.add_argument("--out", required=True)
     s = sub.add_parser("transforms"); s.add_argument("--inputs", required=True); s.add_argument("--params", required=True); s.add_argument("--out", required=True)
     s = sub.add_parser("torchscript"); s.add_argument("--out", required=True); s.add_argument("--inputs", required=True); s.add_argument("--features", required=True); s.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("train"); s.add_argument("--state", required=True); s.add_argument("--images", required=True)
+    s.add_argument("--recipe", required=True); s.add_argument("--out", required=True); s.add_argument("--threads", type=int, default=1)
+    s = sub.add_parser("export-check"); s.add_argument("--backbone", required=True); s.add_argument("--inputs", required=True); s.add_argument("--out", required=True)
+    s = sub.add_parser("knn"); s.add_argument("--features", required=True); s.add_argument("--k", type=int, default=200); s.add_argument("--t", type=float, default=0.1)
     s = sub.add_parser("bench")
     s.add_argument("--batch", type=int, default=32); s.add_argument("--size", type=int, default=64)
     s.add_argument("--steps", type=int, default=20); s.add_argument("--warmup", type=int, default=3)
     s.add_argument("--threads", type=int, default=2); s.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     {"init": cmd_init, "run": cmd_run, "torchvision": cmd_torchvision, "load-check": cmd_load_check,
-     "schedule": cmd_schedule, "torchscript": cmd_torchscript, "transforms": cmd_transforms, "make-images": cmd_make_images, "bench-images": cmd_bench_images, "bench-data": cmd_bench_data, "bench": cmd_bench}[a.cmd](a)
+     "schedule": cmd_schedule, "torchscript": cmd_torchscript, "transforms": cmd_transforms, "make-images": cmd_make_images, "bench-images": cmd_bench_images, "bench-data": cmd_bench_data, "bench": cmd_bench,
+     "train": cmd_train, "export-check": cmd_export_check, "knn": cmd_knn}[a.cmd](a)
 
 
 if __name__ == "__main__":

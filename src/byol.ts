@@ -1,4 +1,6 @@
-import { checkNumber, guard, typeError } from './errors'
+import { checkNumber, guard, translate, typeError } from './errors'
+import { DataLoader } from './data'
+import type { Embedding } from './eval'
 import { native } from './native'
 import type { NativeByol, OptimizerConfig } from './native.generated'
 import {
@@ -267,6 +269,29 @@ export class BYOL {
   save(path: string): void {
     if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
     guard(() => this.native.save(path))
+  }
+
+  /**
+   * Writes the trained backbone as safetensors with torchvision's keys
+   * (`conv1.weight`, `layer1.0.bn1.weight`, ...), atomically. In PyTorch:
+   * `resnet18().load_state_dict(load_file(path), strict=False)` (only `fc` is missing).
+   */
+  exportBackbone(path: string): void {
+    if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
+    guard(() => this.native.exportBackbone(path))
+  }
+
+  /**
+   * Backbone features of every image of `loader` (its first view; use a loader
+   * without `transform` for evaluation), in eval mode, average-pooled: the
+   * features BYOL is judged by. Runs off the JS thread.
+   */
+  async embed(loader: DataLoader): Promise<Embedding> {
+    if (!(loader instanceof DataLoader)) throw typeError('loader', 'a DataLoader', loader)
+    const e = await guard(() => this.native.embed(loader.native)).catch((err: unknown) => {
+      throw translate(err)
+    })
+    return { data: e.data, shape: [e.rows, e.dim], labels: e.labels }
   }
 }
 

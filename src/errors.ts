@@ -11,6 +11,8 @@ export type ByolErrorCode =
   | 'ERR_BYOL_TORCH'
   | 'ERR_BYOL_STATE'
   | 'ERR_BYOL_DISPOSED'
+  | 'ERR_BYOL_NON_FINITE_LOSS'
+  | 'ERR_BYOL_CHECKPOINT'
 
 export type CodedError = Error & { code: string }
 

@@ -5,9 +5,11 @@ use byol::byol::{BackboneSpec, Byol, ByolConfig, MomentumSchedule, Part};
 use byol::backbones::ResNetKind;
 use byol::heads::{BlockSpec, NonLinearity, Preprocess};
 use byol::network::{Arch, Network};
-use byol::optim::SgdConfig;
+use byol::optim::{OptimizerConfig as CoreOptimizerConfig, OptimizerKind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use byol::tch::{self, Kind, Tensor};
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -511,24 +513,73 @@ pub struct ByolOptions {
 
 #[napi(object)]
 pub struct OptimizerConfig {
+    /// 'SGD', 'LARS' or 'AdamW'.
     pub name: String,
     pub lr: f64,
     pub momentum: f64,
     pub dampening: f64,
     pub weight_decay: f64,
     pub nesterov: bool,
+    pub trust_coefficient: Option<f64>,
+    pub betas: Option<Vec<f64>>,
+    pub eps: Option<f64>,
+    pub exclude_bias_and_norm: Option<bool>,
 }
 
-impl From<SgdConfig> for OptimizerConfig {
-    fn from(c: SgdConfig) -> Self {
-        Self { name: "SGD".into(), lr: c.lr, momentum: c.momentum, dampening: c.dampening, weight_decay: c.weight_decay, nesterov: c.nesterov }
+impl From<CoreOptimizerConfig> for OptimizerConfig {
+    fn from(c: CoreOptimizerConfig) -> Self {
+        Self {
+            name: c.kind.name().into(),
+            lr: c.lr,
+            momentum: c.momentum,
+            dampening: c.dampening,
+            weight_decay: c.weight_decay,
+            nesterov: c.nesterov,
+            trust_coefficient: Some(c.trust_coefficient),
+            betas: Some(vec![c.betas.0, c.betas.1]),
+            eps: Some(c.eps),
+            exclude_bias_and_norm: Some(c.exclude_bias_and_norm),
+        }
     }
+}
+
+fn core_optimizer(c: &OptimizerConfig) -> Result<CoreOptimizerConfig> {
+    let kind = OptimizerKind::parse(&c.name).map_err(js)?;
+    let base = match kind {
+        OptimizerKind::Sgd => CoreOptimizerConfig::sgd(c.lr, c.momentum, c.weight_decay, c.nesterov),
+        OptimizerKind::Lars => CoreOptimizerConfig::lars(c.lr, c.weight_decay),
+        OptimizerKind::AdamW => CoreOptimizerConfig::adamw(c.lr, c.weight_decay),
+    };
+    let betas = match c.betas.as_deref() {
+        None => base.betas,
+        Some([a, b]) => (*a, *b),
+        Some(other) => return Err(invalid("betas", "two numbers", format!("{} numbers", other.len()))),
+    };
+    Ok(CoreOptimizerConfig {
+        momentum: if kind == OptimizerKind::AdamW { 0.0 } else { c.momentum },
+        dampening: c.dampening,
+        nesterov: c.nesterov,
+        trust_coefficient: c.trust_coefficient.unwrap_or(base.trust_coefficient),
+        betas,
+        eps: c.eps.unwrap_or(base.eps),
+        exclude_bias_and_norm: c.exclude_bias_and_norm.unwrap_or(base.exclude_bias_and_norm),
+        ..base
+    })
 }
 
 #[napi]
 pub struct NativeByol {
     model: Arc<Mutex<Byol>>,
     last_momentum: f64,
+    /// Set while `Trainer.fit` trains this model.
+    busy: Arc<AtomicBool>,
+}
+
+fn check_idle(busy: &AtomicBool, what: &str) -> Result<()> {
+    if busy.load(Ordering::SeqCst) {
+        return Err(js(byol::Error::State(format!("{what}: the model is being trained by Trainer.fit; wait for it to finish"))));
+    }
+    Ok(())
 }
 
 /// A handle on a module's network for a new model. The module keeps its own
@@ -584,14 +635,14 @@ impl NativeByol {
         {
             *m.holder.lock().map_err(|_| poisoned())? = Holder::Part(Arc::clone(&model), part);
         }
-        Ok(Self { model, last_momentum: f64::NAN })
+        Ok(Self { model, last_momentum: f64::NAN, busy: Arc::new(AtomicBool::new(false)) })
     }
 
     #[napi(factory)]
     pub fn load(path: String, device_name: Option<String>) -> Result<Self> {
         let d = device(device_name)?;
         let model = Byol::load(Path::new(&path), d).map_err(js)?;
-        Ok(Self { model: Arc::new(Mutex::new(model)), last_momentum: f64::NAN })
+        Ok(Self { model: Arc::new(Mutex::new(model)), last_momentum: f64::NAN, busy: Arc::new(AtomicBool::new(false)) })
     }
 
     /// One of `backbone`, `projection_head`, `prediction_head`, `backbone_momentum`, `projection_head_momentum`.
@@ -616,6 +667,7 @@ impl NativeByol {
 
     #[napi]
     pub fn training_step(&mut self, x0: &NativeTensor, x1: &NativeTensor) -> Result<NativeTensor> {
+        check_idle(&self.busy, "trainingStep")?;
         let out = lock(&self.model)?.training_step(x0.get()?, x1.get()?).map_err(js)?;
         self.last_momentum = out.momentum;
         Ok(NativeTensor::wrap(out.loss))
@@ -639,10 +691,8 @@ impl NativeByol {
 
     #[napi]
     pub fn set_optimizer(&self, c: OptimizerConfig) -> Result<OptimizerConfig> {
-        if c.name != "SGD" {
-            return Err(invalid("optimizer.name", "'SGD'", format!("'{}'", c.name)));
-        }
-        let config = SgdConfig { lr: c.lr, momentum: c.momentum, dampening: c.dampening, weight_decay: c.weight_decay, nesterov: c.nesterov };
+        check_idle(&self.busy, "setOptimizer")?;
+        let config = core_optimizer(&c)?;
         Ok(lock(&self.model)?.set_optimizer(config).map_err(js)?.into())
     }
 
@@ -732,6 +782,27 @@ impl NativeByol {
     #[napi]
     pub fn load_state_dict(&self, dict: &NativeStateDict) -> Result<()> {
         lock(&self.model)?.load_state_dict(&dict.entries).map_err(js)
+    }
+
+    /// Writes the backbone's weights with torchvision's keys (`conv1.weight`,
+    /// `layer1.0.bn1.weight`, ...) as safetensors, atomically.
+    #[napi]
+    pub fn export_backbone(&self, path: String) -> Result<()> {
+        let dict = lock(&self.model)?.backbone.torchvision_state_dict().map_err(js)?;
+        let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+        byol::checkpoint::save_safetensors(&dict, Some(meta), Path::new(&path)).map_err(js)
+    }
+
+    /// Backbone features of every image of `loader` (first view), in eval mode.
+    #[napi(ts_return_type = "Promise<Embedding>")]
+    pub fn embed(&self, loader: &NativeDataLoader) -> Result<AsyncTask<EmbedTask>> {
+        check_idle(&self.busy, "embed")?;
+        Ok(AsyncTask::new(EmbedTask { model: Arc::clone(&self.model), loader: loader.snapshot()?, threads: tch::get_num_threads() }))
+    }
+
+    #[napi(getter)]
+    pub fn fitting(&self) -> bool {
+        self.busy.load(Ordering::SeqCst)
     }
 
     #[napi]
@@ -1050,6 +1121,10 @@ impl NativeDataLoader {
         AsyncTask::new(NextBatch { epoch: Arc::clone(&self.epoch) })
     }
 
+    fn snapshot(&self) -> Result<byol::data::DataLoader> {
+        Ok(self.loader.lock().map_err(|_| poisoned())?.clone())
+    }
+
     /// Ends the open epoch and stops its workers.
     #[napi]
     pub fn close(&self) -> Result<()> {
@@ -1062,4 +1137,451 @@ impl NativeDataLoader {
 #[napi]
 pub fn save_image(image: &NativeTensor, path: String) -> Result<()> {
     byol::data::save_png(image.get()?, Path::new(&path)).map_err(js)
+}
+
+// ---------------------------------------------------------------- evaluation
+
+#[napi(object)]
+pub struct Embedding {
+    /// Row-major `[rows, dim]` features.
+    pub data: Float32Array,
+    pub rows: u32,
+    pub dim: u32,
+    pub labels: Vec<i64>,
+}
+
+pub struct EmbedTask {
+    model: Arc<Mutex<Byol>>,
+    loader: byol::data::DataLoader,
+    threads: i32,
+}
+
+fn to_embedding(e: byol::eval::Embedding) -> Result<Embedding> {
+    let size = e.features.size();
+    let v = Vec::<f32>::try_from(&e.features.f_contiguous().and_then(|t| t.f_flatten(0, -1)).map_err(|e| js(e.into()))?).map_err(|e| js(e.into()))?;
+    Ok(Embedding { data: Float32Array::new(v), rows: size[0] as u32, dim: size[1] as u32, labels: e.labels })
+}
+
+impl Task for EmbedTask {
+    type Output = byol::eval::Embedding;
+    type JsValue = Embedding;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        tch::set_num_threads(self.threads);
+        let device = lock(&self.model)?.device();
+        let model = &self.model;
+        byol::eval::embed(&self.loader, device, |x| {
+            let m = model.lock().map_err(|_| byol::Error::State("the model was left inconsistent by an earlier panic".into()))?;
+            m.backbone.forward(x, false)
+        })
+        .map_err(js)
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        to_embedding(output)
+    }
+}
+
+/// Features handed in from JS, checked and copied for a worker thread.
+pub struct Features {
+    data: Vec<f32>,
+    rows: i64,
+    dim: i64,
+    labels: Vec<i64>,
+}
+
+fn features(data: &Float32Array, dim: u32, labels: Vec<i64>, arg: &str) -> Result<Features> {
+    let dim = dim as i64;
+    if dim < 1 || data.len() as i64 % dim != 0 {
+        return Err(invalid(&format!("{arg}Features"), &format!("a Float32Array whose length is a multiple of dim ({dim})"), data.len()));
+    }
+    Ok(Features { data: data.to_vec(), rows: data.len() as i64 / dim, dim, labels })
+}
+
+impl Features {
+    fn tensor(&self) -> byol::Result<Tensor> {
+        Ok(Tensor::from_slice(&self.data).f_view([self.rows, self.dim])?)
+    }
+}
+
+pub struct KnnTask {
+    train: Features,
+    test: Features,
+    k: i64,
+    temperature: f64,
+}
+
+impl Task for KnnTask {
+    type Output = f64;
+    type JsValue = f64;
+    fn compute(&mut self) -> Result<f64> {
+        (|| byol::eval::knn_accuracy(&self.train.tensor()?, &self.train.labels, &self.test.tensor()?, &self.test.labels, self.k, self.temperature))()
+            .map_err(js)
+    }
+    fn resolve(&mut self, _env: Env, output: f64) -> Result<f64> {
+        Ok(output)
+    }
+}
+
+#[napi(ts_return_type = "Promise<number>")]
+#[allow(clippy::too_many_arguments)]
+pub fn knn_accuracy(
+    train: Float32Array,
+    train_labels: Vec<i64>,
+    test: Float32Array,
+    test_labels: Vec<i64>,
+    dim: u32,
+    k: i64,
+    temperature: f64,
+) -> Result<AsyncTask<KnnTask>> {
+    Ok(AsyncTask::new(KnnTask {
+        train: features(&train, dim, train_labels, "train")?,
+        test: features(&test, dim, test_labels, "test")?,
+        k,
+        temperature,
+    }))
+}
+
+#[napi(object)]
+pub struct ProbeOptions {
+    pub epochs: i64,
+    pub batch_size: i64,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub seed: i64,
+}
+
+#[napi(object)]
+pub struct ProbeResult {
+    pub train_accuracy: f64,
+    pub test_accuracy: f64,
+}
+
+pub struct ProbeTask {
+    train: Features,
+    test: Features,
+    config: byol::eval::ProbeConfig,
+}
+
+impl Task for ProbeTask {
+    type Output = byol::eval::ProbeResult;
+    type JsValue = ProbeResult;
+    fn compute(&mut self) -> Result<Self::Output> {
+        (|| byol::eval::linear_probe(&self.train.tensor()?, &self.train.labels, &self.test.tensor()?, &self.test.labels, &self.config))().map_err(js)
+    }
+    fn resolve(&mut self, _env: Env, o: Self::Output) -> Result<ProbeResult> {
+        Ok(ProbeResult { train_accuracy: o.train_accuracy, test_accuracy: o.test_accuracy })
+    }
+}
+
+#[napi(ts_return_type = "Promise<ProbeResult>")]
+pub fn linear_probe(
+    train: Float32Array,
+    train_labels: Vec<i64>,
+    test: Float32Array,
+    test_labels: Vec<i64>,
+    dim: u32,
+    o: ProbeOptions,
+) -> Result<AsyncTask<ProbeTask>> {
+    if !(o.lr.is_finite() && o.lr > 0.0) {
+        return Err(js(byol::Error::range("lr", "a number > 0", o.lr)));
+    }
+    Ok(AsyncTask::new(ProbeTask {
+        train: features(&train, dim, train_labels, "train")?,
+        test: features(&test, dim, test_labels, "test")?,
+        config: byol::eval::ProbeConfig { epochs: o.epochs, batch_size: o.batch_size, lr: o.lr, weight_decay: o.weight_decay, seed: o.seed as u64 },
+    }))
+}
+
+// ---------------------------------------------------------------- trainer
+
+/// Trainer options as the facade resolved them (defaults filled in there).
+#[napi(object)]
+#[derive(Clone)]
+pub struct TrainerOptions {
+    pub max_epochs: Option<i64>,
+    pub max_steps: Option<i64>,
+    pub device: String,
+    pub precision: String,
+    pub log_every_n_steps: i64,
+    pub checkpoint_dir: Option<String>,
+    pub checkpoint_every_n_steps: Option<i64>,
+    pub keep_checkpoints: i64,
+    pub seed: i64,
+    /// 'minerva' or 'paper'.
+    pub recipe: String,
+    pub optimizer: Option<String>,
+    pub learning_rate: Option<f64>,
+    pub momentum: Option<f64>,
+    pub weight_decay: Option<f64>,
+    pub nesterov: Option<bool>,
+    pub trust_coefficient: Option<f64>,
+    pub betas: Option<Vec<f64>>,
+    pub eps: Option<f64>,
+    pub lr_schedule: Option<String>,
+    pub warmup_steps: Option<i64>,
+    pub warmup_epochs: Option<f64>,
+    pub loss: Option<String>,
+    pub channels_last: bool,
+    pub knn_every_n_epochs: Option<i64>,
+}
+
+#[napi(object)]
+pub struct ProgressEvent {
+    pub kind: String,
+    pub step: i64,
+    pub total_steps: i64,
+    pub epoch: i64,
+    pub batch: i64,
+    pub batches_per_epoch: i64,
+    pub loss: f64,
+    pub learning_rate: f64,
+    pub momentum: f64,
+    pub images_per_second: f64,
+    pub eta_seconds: f64,
+    pub projection_std: f64,
+    pub loss_scale: f64,
+    pub epoch_loss: f64,
+    pub knn_accuracy: f64,
+    pub path: String,
+    pub message: String,
+}
+
+impl From<byol::train::Progress> for ProgressEvent {
+    fn from(p: byol::train::Progress) -> Self {
+        Self {
+            kind: p.kind.into(),
+            step: p.step,
+            total_steps: p.total_steps,
+            epoch: p.epoch,
+            batch: p.batch,
+            batches_per_epoch: p.batches_per_epoch,
+            loss: p.loss,
+            learning_rate: p.learning_rate,
+            momentum: p.momentum,
+            images_per_second: p.images_per_second,
+            eta_seconds: p.eta_seconds,
+            projection_std: p.projection_std,
+            loss_scale: p.loss_scale,
+            epoch_loss: p.epoch_loss,
+            knn_accuracy: p.knn_accuracy,
+            path: p.path,
+            message: p.message,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct FitResult {
+    /// 'finished' or 'aborted'.
+    pub stop: String,
+    pub global_step: i64,
+    pub current_epoch: i64,
+    pub last_checkpoint: Option<String>,
+    pub warnings: Vec<String>,
+    /// Progress events sent; the facade waits for all before resolving.
+    pub events: u32,
+}
+
+/// Builds the core configuration: the recipe first, then every option given.
+fn trainer_config(o: &TrainerOptions, batch_size: usize, model_lr: f64, has_optimizer: bool) -> Result<byol::train::TrainerConfig> {
+    use byol::train::{paper_recipe, LrSchedule, TrainerConfig};
+    let mut c = TrainerConfig {
+        max_epochs: o.max_epochs,
+        max_steps: o.max_steps,
+        device: byol::device::parse_device(&o.device).map_err(js)?,
+        precision: byol::amp::Precision::parse(&o.precision).map_err(js)?,
+        log_every_n_steps: o.log_every_n_steps,
+        checkpoint_dir: o.checkpoint_dir.as_ref().map(std::path::PathBuf::from),
+        checkpoint_every_n_steps: o.checkpoint_every_n_steps,
+        keep_checkpoints: o.keep_checkpoints.max(0) as usize,
+        seed: o.seed as u64,
+        channels_last: o.channels_last,
+        knn_every_n_epochs: o.knn_every_n_epochs,
+        ..TrainerConfig::default()
+    };
+    match o.recipe.as_str() {
+        "minerva" => {}
+        "paper" => c = paper_recipe(c, batch_size),
+        other => return Err(invalid("recipe", "'minerva' or 'paper'", format!("'{other}'"))),
+    }
+    let touched = o.optimizer.is_some()
+        || o.learning_rate.is_some()
+        || o.momentum.is_some()
+        || o.weight_decay.is_some()
+        || o.nesterov.is_some()
+        || o.trust_coefficient.is_some()
+        || o.betas.is_some()
+        || o.eps.is_some();
+    if touched || (c.optimizer.is_none() && !has_optimizer) {
+        let kind = match &o.optimizer {
+            Some(name) => OptimizerKind::parse(name).map_err(js)?,
+            None => c.optimizer.map(|x| x.kind).unwrap_or(OptimizerKind::Sgd),
+        };
+        let recipe = c.optimizer.filter(|x| x.kind == kind);
+        let lr = o.learning_rate.or(recipe.map(|x| x.lr)).unwrap_or(model_lr);
+        let base = recipe.unwrap_or(match kind {
+            OptimizerKind::Sgd => CoreOptimizerConfig::plain(lr),
+            OptimizerKind::Lars => CoreOptimizerConfig::lars(lr, 0.0),
+            OptimizerKind::AdamW => CoreOptimizerConfig::adamw(lr, 0.01),
+        });
+        let betas = match o.betas.as_deref() {
+            None => base.betas,
+            Some([a, b]) => (*a, *b),
+            Some(other) => return Err(invalid("betas", "two numbers", format!("{} numbers", other.len()))),
+        };
+        c.optimizer = Some(CoreOptimizerConfig {
+            lr,
+            momentum: o.momentum.unwrap_or(base.momentum),
+            weight_decay: o.weight_decay.unwrap_or(base.weight_decay),
+            nesterov: o.nesterov.unwrap_or(base.nesterov),
+            trust_coefficient: o.trust_coefficient.unwrap_or(base.trust_coefficient),
+            betas,
+            eps: o.eps.unwrap_or(base.eps),
+            ..base
+        });
+    }
+    if let Some(s) = &o.lr_schedule {
+        c.lr_schedule = LrSchedule::parse(s).map_err(js)?;
+    }
+    if let Some(w) = o.warmup_steps {
+        c.warmup_steps = w;
+    }
+    if let Some(w) = o.warmup_epochs {
+        c.warmup_epochs = w;
+    }
+    if let Some(l) = &o.loss {
+        c.loss = byol::loss::LossForm::parse(l).map_err(js)?;
+    }
+    c.validate().map_err(js)?;
+    Ok(c)
+}
+
+type ProgressFn = ThreadsafeFunction<ProgressEvent, (), ProgressEvent, Status, false>;
+
+pub struct FitTask {
+    model: Arc<Mutex<Byol>>,
+    busy: Arc<AtomicBool>,
+    loader: byol::data::DataLoader,
+    knn: Option<(byol::data::DataLoader, byol::data::DataLoader, i64, f64)>,
+    config: byol::train::TrainerConfig,
+    resume_from: Option<std::path::PathBuf>,
+    abort: Arc<AtomicBool>,
+    progress: Option<ProgressFn>,
+    /// The caller's intra-op thread count: OpenMP keeps it per thread, and the
+    /// worker thread would otherwise use every core.
+    threads: i32,
+}
+
+/// Clears the model's busy flag however the fit ends.
+struct Idle<'a>(&'a AtomicBool);
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Task for FitTask {
+    type Output = (byol::train::FitResult, u32);
+    type JsValue = FitResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let _idle = Idle(&self.busy);
+        tch::set_num_threads(self.threads);
+        let knn = self.knn.as_ref().map(|(train, test, k, t)| byol::train::KnnEval { train, test, k: *k, temperature: *t });
+        let options = byol::train::FitOptions { resume_from: self.resume_from.clone(), knn, abort: Some(&self.abort) };
+        let progress = self.progress.as_ref();
+        let mut sent = 0u32;
+        let r = byol::train::fit(&self.model, &self.loader, &self.config, options, &mut |p| {
+            if let Some(f) = progress {
+                if f.call(p.into(), ThreadsafeFunctionCallMode::Blocking) == Status::Ok {
+                    sent += 1;
+                }
+            }
+        })
+        .map_err(js)?;
+        Ok((r, sent))
+    }
+
+    fn resolve(&mut self, _env: Env, (r, events): Self::Output) -> Result<FitResult> {
+        Ok(FitResult {
+            stop: match r.stop {
+                byol::train::Stop::Finished => "finished".into(),
+                byol::train::Stop::Aborted => "aborted".into(),
+            },
+            global_step: r.global_step,
+            current_epoch: r.current_epoch,
+            last_checkpoint: r.last_checkpoint.map(|p| p.display().to_string()),
+            warnings: r.warnings,
+            events,
+        })
+    }
+
+    fn finally(self, _env: Env) -> Result<()> {
+        self.busy.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[napi]
+pub struct NativeTrainer {
+    options: TrainerOptions,
+    abort: Arc<AtomicBool>,
+}
+
+#[napi]
+impl NativeTrainer {
+    #[napi(constructor)]
+    pub fn new(options: TrainerOptions) -> Result<Self> {
+        // Checked now with a nominal batch size so that bad options fail at
+        // construction; the recipe is resolved again with the loader's.
+        trainer_config(&options, 256, byol::byol::DEFAULT_LEARNING_RATE, false)?;
+        Ok(Self { options, abort: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// Trains `model` on `loader` on a worker thread; `progress` receives events.
+    #[napi(ts_return_type = "Promise<FitResult>")]
+    pub fn fit(
+        &self,
+        model: &NativeByol,
+        loader: &NativeDataLoader,
+        resume_from: Option<String>,
+        knn_train: Option<&NativeDataLoader>,
+        knn_test: Option<&NativeDataLoader>,
+        knn_k: Option<i64>,
+        knn_temperature: Option<f64>,
+        #[napi(ts_arg_type = "((event: ProgressEvent) => void) | undefined | null")] progress: Option<ProgressFn>,
+    ) -> Result<AsyncTask<FitTask>> {
+        let loader = loader.snapshot()?;
+        let (model_lr, has_optimizer) = {
+            let m = lock(&model.model)?;
+            (m.learning_rate, m.optimizer_config().is_some())
+        };
+        let config = trainer_config(&self.options, loader.config.batch_size, model_lr, has_optimizer)?;
+        let knn = match (knn_train, knn_test) {
+            (Some(a), Some(b)) => Some((a.snapshot()?, b.snapshot()?, knn_k.unwrap_or(200), knn_temperature.unwrap_or(0.1))),
+            _ => None,
+        };
+        if model.busy.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return Err(js(byol::Error::State("fit: this model is already being trained by another fit call".into())));
+        }
+        self.abort.store(false, Ordering::SeqCst);
+        Ok(AsyncTask::new(FitTask {
+            model: Arc::clone(&model.model),
+            busy: Arc::clone(&model.busy),
+            loader,
+            knn,
+            config,
+            resume_from: resume_from.map(std::path::PathBuf::from),
+            abort: Arc::clone(&self.abort),
+            progress,
+            threads: tch::get_num_threads(),
+        }))
+    }
+
+    /// Stops a running fit at the next step boundary (after a checkpoint).
+    #[napi]
+    pub fn abort(&self) {
+        self.abort.store(true, Ordering::SeqCst);
+    }
 }

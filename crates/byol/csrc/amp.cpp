@@ -1,10 +1,18 @@
+// What tch does not expose, for the training step: autocast controls, and
+// `add` with an `alpha` (PyTorch's optimisers step with `p.add_(d, alpha=-lr)`,
+// one rounding; `p += d * -lr` rounds twice and BYOL amplifies the difference).
+//
 // Autocast controls that tch does not expose: tch's `autocast` only switches
 // CUDA autocast on with its default dtype (fp16). BYOL in bf16 needs the dtype,
 // and CPU autocast needs the CPU device type. Exceptions never cross into Rust.
 #include <ATen/autocast_mode.h>
+#include <ATen/ATen.h>
+#include <cstring>
+#include <string>
 
 namespace {
 c10::DeviceType device_type(int cuda) { return cuda ? c10::DeviceType::CUDA : c10::DeviceType::CPU; }
+thread_local std::string last_error;
 }
 
 extern "C" {
@@ -34,6 +42,31 @@ int byol_autocast_exit(int cuda) {
     return 0;
   } catch (...) {
     return -1;
+  }
+}
+
+
+// The message of the last failed call on this thread.
+const char* byol_last_error() { return last_error.c_str(); }
+
+// self.add_(other, alpha). Returns 0, or -1 (see byol_last_error).
+int byol_add_(at::Tensor* self, const at::Tensor* other, double alpha) {
+  try {
+    self->add_(*other, alpha);
+    return 0;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+    return -1;
+  }
+}
+
+// self.add(other, alpha) as a new tensor, or null (see byol_last_error).
+at::Tensor* byol_add(const at::Tensor* self, const at::Tensor* other, double alpha) {
+  try {
+    return new at::Tensor(self->add(*other, alpha));
+  } catch (const std::exception& e) {
+    last_error = e.what();
+    return nullptr;
   }
 }
 

@@ -2,10 +2,42 @@
 //! dynamic loss scaler that fp16 needs (`torch.amp.GradScaler`'s rule).
 use crate::error::{Error, Result};
 use tch::{Device, Kind, Tensor};
+use torch_sys::C_tensor;
 
 extern "C" {
     fn byol_autocast_enter(cuda: i32, dtype: i32) -> i32;
     fn byol_autocast_exit(cuda: i32) -> i32;
+    fn byol_last_error() -> *const std::os::raw::c_char;
+    fn byol_add_(this: *mut C_tensor, other: *const C_tensor, alpha: f64) -> i32;
+    fn byol_add(this: *const C_tensor, other: *const C_tensor, alpha: f64) -> *mut C_tensor;
+}
+
+fn shim_error(what: &str) -> Error {
+    // SAFETY: the shim keeps a NUL-terminated message per thread.
+    let message = unsafe { std::ffi::CStr::from_ptr(byol_last_error()) }.to_string_lossy().into_owned();
+    Error::Torch(tch::TchError::Torch(format!("{what}: {message}")))
+}
+
+/// `t.add_(other, alpha=alpha)`: one rounding, as PyTorch's optimisers step.
+pub fn add_scaled_(t: &Tensor, other: &Tensor, alpha: f64) -> Result<()> {
+    let mut t = t.shallow_clone();
+    // SAFETY: both pointers are live at::Tensor handles owned by tch; the shim
+    // catches C++ exceptions.
+    if unsafe { byol_add_(t.as_mut_ptr(), other.as_ptr(), alpha) } != 0 {
+        return Err(shim_error("add_"));
+    }
+    Ok(())
+}
+
+/// `t.add(other, alpha=alpha)` as a new tensor.
+pub fn add_scaled(t: &Tensor, other: &Tensor, alpha: f64) -> Result<Tensor> {
+    // SAFETY: as in `add_scaled_`; a non-null result is a new at::Tensor that
+    // `from_ptr` takes ownership of.
+    let ptr = unsafe { byol_add(t.as_ptr(), other.as_ptr(), alpha) };
+    if ptr.is_null() {
+        return Err(shim_error("add"));
+    }
+    Ok(unsafe { Tensor::from_ptr(ptr) })
 }
 
 /// Lightning's `precision` names.

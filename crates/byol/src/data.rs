@@ -56,6 +56,11 @@ impl TensorDataset {
         let images = if images.kind() == Kind::Uint8 {
             images.shallow_clone()
         } else if crate::network::is_float(images.kind()) {
+            // Rounding would turn NaN into 0 without a word: refuse it instead.
+            let finite = images.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0;
+            if !finite {
+                return Err(Error::range("images", "finite values in [0, 1]", "NaN or infinite values"));
+            }
             images.f_mul_scalar(255.0)?.f_round()?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)?
         } else {
             return Err(Error::invalid("images", "uint8 or float images", crate::network::kind_name(images.kind())));
@@ -187,6 +192,7 @@ pub struct Batch {
     pub skipped: Vec<String>,
 }
 
+#[derive(Clone)]
 pub struct DataLoader {
     dataset: Arc<dyn Dataset>,
     pub config: LoaderConfig,

@@ -2,6 +2,7 @@
 //! accumulation, so no `zero_grad`). Each follows its PyTorch (or, for LARS,
 //! lightly's) update rule in the same order of operations, so runs match.
 use crate::error::{Error, Result};
+use crate::amp::{add_scaled, add_scaled_};
 use tch::{Kind, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,6 +180,7 @@ impl Optimizer {
         Ok(())
     }
 
+    /// torch.optim.SGD's single-tensor step (and lightly's LARS), op for op.
     fn sgd_like(&mut self, i: usize, p: &Tensor, mut d: Tensor, excluded: bool) -> Result<()> {
         let c = self.config;
         let wd = if excluded { 0.0 } else { c.weight_decay };
@@ -191,33 +193,25 @@ impl Optimizer {
             let ok = p_norm.f_gt(0.0)?.f_logical_and(&g_norm.f_gt(0.0)?)?;
             let ratio = ratio.f_where_self(&ok, &Tensor::f_ones([], (Kind::Float, p.device()))?)?;
             if wd != 0.0 {
-                d = d.f_add(&p.f_mul_scalar(wd)?)?;
+                d = add_scaled(&d, p, wd)?;
             }
             d = d.f_mul(&ratio)?;
         } else if wd != 0.0 {
-            d = d.f_add(&p.f_mul_scalar(wd)?)?;
+            d = add_scaled(&d, p, wd)?;
         }
-        let update = if c.momentum != 0.0 {
+        if c.momentum != 0.0 {
             let buf = match self.first[i].take() {
                 None => crate::params::fresh_copy(&d)?,
                 Some(mut b) => {
                     let _ = b.f_mul_scalar_(c.momentum)?;
-                    let _ = b.f_add_(&d.f_mul_scalar(1.0 - c.dampening)?)?;
+                    add_scaled_(&b, &d, 1.0 - c.dampening)?;
                     b
                 }
             };
-            let direction = if c.nesterov { d.f_add(&buf.f_mul_scalar(c.momentum)?)? } else { buf.shallow_clone() };
+            d = if c.nesterov { add_scaled(&d, &buf, c.momentum)? } else { buf.shallow_clone() };
             self.first[i] = Some(buf);
-            // Out of place: `direction` may be the buffer kept for the next step.
-            direction.f_mul_scalar(-c.lr)?
-        } else {
-            // The gradient (or its decayed copy) is ours alone: scale it in place.
-            let _ = d.f_mul_scalar_(-c.lr)?;
-            d
-        };
-        let mut p = p.shallow_clone();
-        let _ = p.f_add_(&update)?;
-        Ok(())
+        }
+        add_scaled_(p, &d, -c.lr)
     }
 
     fn adamw(&mut self, i: usize, p: &Tensor, d: Tensor, excluded: bool) -> Result<()> {

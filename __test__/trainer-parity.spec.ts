@@ -1,0 +1,160 @@
+/**
+ * Trainer.fit against Lightning's loop in PyTorch (reference/byol_reference.py
+ * `train`): the same initial weights, the same batches in the same order (no
+ * augmentation), and each recipe's optimiser as PyTorch or lightly has it.
+ * Also: an exported backbone in torchvision's resnet18, and kNN against
+ * lightly's `knn_predict`.
+ */
+import test from 'ava'
+import * as path from 'node:path'
+import {
+  BYOL,
+  DataLoader,
+  knnAccuracy,
+  loadSafetensors,
+  saveSafetensors,
+  setNumThreads,
+  Tensor,
+  TensorDataset,
+  Trainer,
+  TrainerOptions,
+  TrainingEvent,
+} from '../src/index'
+import { maxDiff, reference, tmpdir } from './helpers'
+
+const dir = tmpdir('trainer-parity')
+const file = (name: string) => path.join(dir, name)
+const N = 16
+const BATCH = 8
+const STEPS = 6
+// As in parity.spec.ts: relative to each tensor's scale, with zero-initialised
+// BatchNorm biases floored at 1e-2. Seen on this project's CI machine: 0 for
+// every recipe (the optimisers step op for op as PyTorch's, one thread).
+const SCALE_FLOOR = 1e-2
+
+function pixels(n: number): Tensor {
+  let s = 12345
+  const data = new Uint8Array(n * 3 * 32 * 32).map(() => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return (s >> 8) % 256
+  })
+  return Tensor.fromTypedArray(data, [n, 3, 32, 32])
+}
+
+test.before(() => {
+  setNumThreads(1)
+  saveSafetensors({ x: pixels(N) }, file('images.safetensors'))
+})
+
+interface Recipe {
+  name: string
+  options: TrainerOptions
+  python: Record<string, unknown>
+  tolerance: number
+}
+
+const recipes: Recipe[] = [
+  {
+    name: "minerva's default: plain SGD at the model's learning rate, constant",
+    options: { learningRate: 1e-3 },
+    python: { optimizer: 'sgd', lr: 1e-3, momentum: 0, weight_decay: 0, nesterov: false, lr_schedule: 'constant', warmup: 0, loss: 'minerva', schedule: 90000 },
+    tolerance: 1e-4,
+  },
+  {
+    name: 'SGD with Nesterov momentum and weight decay, warm-up and cosine',
+    options: { optimizer: 'sgd', learningRate: 1e-3, momentum: 0.9, weightDecay: 1e-4, nesterov: true, lrSchedule: 'cosine', warmupSteps: 2 },
+    python: { optimizer: 'sgd', lr: 1e-3, momentum: 0.9, weight_decay: 1e-4, nesterov: true, lr_schedule: 'cosine', warmup: 2, loss: 'minerva', schedule: 90000 },
+    tolerance: 1e-4,
+  },
+  {
+    name: "the paper recipe: lightly's LARS, 2 - 2cos loss, warm-up, cosine, momentum over the run",
+    options: { recipe: 'paper', warmupEpochs: 1 },
+    // lr 0.2 x 8/256; one epoch of warm-up is 2 steps, capped at a tenth of the run (at least 1 step): 1.
+    python: { optimizer: 'lars', lr: (0.2 * BATCH) / 256, momentum: 0.9, weight_decay: 1.5e-6, nesterov: false, lr_schedule: 'cosine', warmup: 1, loss: 'paper', schedule: STEPS },
+    tolerance: 1e-4,
+  },
+  {
+    name: 'AdamW',
+    options: { optimizer: 'adamw', learningRate: 1e-4, weightDecay: 0.01 },
+    python: { optimizer: 'adamw', lr: 1e-4, momentum: 0, weight_decay: 0.01, nesterov: false, lr_schedule: 'constant', warmup: 0, loss: 'minerva', schedule: 90000 },
+    tolerance: 2e-2,
+  },
+]
+
+for (const r of recipes) {
+  test.serial(`Trainer.fit matches PyTorch: ${r.name}`, async (t) => {
+    const model = new BYOL({ seed: 7 })
+    model.save(file('init.safetensors'))
+    const loader = new DataLoader(new TensorDataset(loadSafetensors(file('images.safetensors')).x), { batchSize: BATCH, shuffle: false, numWorkers: 1 })
+    const losses: number[] = []
+    await new Trainer({ maxSteps: STEPS, logEveryNSteps: 1, ...r.options }).fit(model, loader, {
+      onProgress: (e: TrainingEvent) => e.kind === 'step' && losses.push(e.loss),
+    })
+    const ref = reference([
+      'train', '--state', file('init.safetensors'), '--images', file('images.safetensors'), '--out', file('ref.safetensors'),
+      '--recipe', JSON.stringify({ ...r.python, batch: BATCH, steps: STEPS }),
+    ])
+    const lossDiff = Math.max(...losses.map((l, i) => Math.abs(l - ref.losses[i])))
+    t.log(`losses: max |diff| ${lossDiff.toExponential(2)} over ${STEPS} steps (last ${losses[STEPS - 1].toFixed(6)})`)
+    t.true(lossDiff <= r.tolerance, `loss diff ${lossDiff}`)
+    const expected = loadSafetensors(file('ref.safetensors'))
+    const ours = model.stateDict()
+    let worst = { name: '', rel: 0 }
+    for (const [k, v] of Object.entries(expected)) {
+      if (k.endsWith('num_batches_tracked')) continue
+      const { diff, scale } = maxDiff(ours[k], v)
+      const rel = diff / Math.max(scale, SCALE_FLOOR)
+      if (rel > worst.rel) worst = { name: k, rel }
+    }
+    t.log(`worst tensor ${worst.name}: ${worst.rel.toExponential(2)} of its scale`)
+    t.true(worst.rel <= r.tolerance, `${worst.name}: ${worst.rel}`)
+  })
+}
+
+test.serial('an exported backbone loads into torchvision resnet18 (strict=False) and gives the same features', async (t) => {
+  const model = new BYOL({ seed: 2 })
+  model.exportBackbone(file('backbone.safetensors'))
+  const x = pixels(4)
+  const loader = new DataLoader(new TensorDataset(x), { batchSize: 4, shuffle: false, numWorkers: 1 })
+  const ours = await model.embed(loader)
+  // The reference gets the same [0, 1] images the loader made.
+  const floats = Float32Array.from(x.toFloat32Array(), (v) => v / 255)
+  saveSafetensors({ x: Tensor.fromTypedArray(floats, [4, 3, 32, 32]) }, file('export-inputs.safetensors'))
+  const check = reference(['export-check', '--backbone', file('backbone.safetensors'), '--inputs', file('export-inputs.safetensors'), '--out', file('export-out.safetensors')])
+  t.deepEqual(check.missing, ['fc.weight', 'fc.bias'])
+  t.deepEqual(check.unexpected, [])
+  const theirs = loadSafetensors(file('export-out.safetensors')).features
+  const { diff, scale } = maxDiff(Tensor.fromTypedArray(ours.data, [...ours.shape]), theirs)
+  t.log(`features: max |diff| ${diff.toExponential(2)} (scale ${scale.toExponential(2)})`)
+  t.true(diff <= 1e-5 * scale)
+})
+
+test.serial("knnAccuracy matches lightly's knn_predict", async (t) => {
+  let s = 99
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return s / 2147483648 - 0.5
+  }
+  const classes = 5
+  const make = (n: number) => {
+    const labels = Array.from({ length: n }, (_, i) => i % classes)
+    const data = new Float32Array(n * 16).map((_, i) => rand() + (Math.floor(i / 16) % classes === i % 16 % classes ? 0.3 : 0))
+    return { data, shape: [n, 16] as [number, number], labels }
+  }
+  const train = make(300)
+  const testSet = make(100)
+  const ours = await knnAccuracy(train, train.labels, testSet, testSet.labels, { k: 20, temperature: 0.1 })
+  saveSafetensors(
+    {
+      train: Tensor.fromTypedArray(train.data, [300, 16]),
+      test: Tensor.fromTypedArray(testSet.data, [100, 16]),
+      train_labels: Tensor.fromTypedArray(Int32Array.from(train.labels), [300]),
+      test_labels: Tensor.fromTypedArray(Int32Array.from(testSet.labels), [100]),
+    },
+    file('knn.safetensors'),
+  )
+  const theirs = reference(['knn', '--features', file('knn.safetensors'), '--k', '20', '--t', '0.1']).accuracy
+  t.log(`kNN accuracy: ours ${ours}, lightly ${theirs}`)
+  t.true(ours > 0.3 && ours < 1, 'the task is neither trivial nor hopeless')
+  t.true(Math.abs(ours - theirs) < 1e-6, 'the same predictions (lightly reports the accuracy in float32)')
+})
