@@ -388,6 +388,38 @@ def cmd_bench(a):
     print(json.dumps({"steps_per_s": a.steps / elapsed, "peak_rss_mib": peak_kib / 1024, "threads": torch.get_num_threads()}))
 
 
+def cmd_bench_train(a):
+    """Images/s of the whole loop as Lightning runs it: JPEG decode and both
+    views in DataLoader workers, momentum update, step; then the peak RSS."""
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(JpegFolder(a.root, a.size), batch_size=a.batch, num_workers=a.workers,
+                                         shuffle=True, drop_last=True, persistent_workers=True, prefetch_factor=4)
+    model = BYOL(schedule=90000)
+    optimizer = model.configure_optimizers()
+    model.train()
+    step = 0
+    start = None
+    while step < a.steps:
+        for batch in loader:
+            loss = model.training_step(batch, step)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            model.global_step += 1
+            loss.item()
+            step += 1
+            if step == a.warmup:
+                start = time.perf_counter()
+            if step >= a.steps:
+                break
+    elapsed = time.perf_counter() - start
+    import resource
+
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"images_per_s": (a.steps - a.warmup) * a.batch / elapsed, "peak_rss_mib": peak_kib / 1024}))
+
+
 def lr_at(schedule, base, step, warmup, total):
     """byol-torch's learning-rate schedules (linear warm-up, then cosine to 0)."""
     if schedule == "constant":
@@ -487,6 +519,9 @@ def main(argv):
     s = sub.add_parser("train"); s.add_argument("--state", required=True); s.add_argument("--images", required=True)
     s.add_argument("--recipe", required=True); s.add_argument("--out", required=True); s.add_argument("--threads", type=int, default=1)
     s = sub.add_parser("export-check"); s.add_argument("--backbone", required=True); s.add_argument("--inputs", required=True); s.add_argument("--out", required=True)
+    s = sub.add_parser("bench-train"); s.add_argument("--root", required=True); s.add_argument("--size", type=int, default=64)
+    s.add_argument("--batch", type=int, default=32); s.add_argument("--workers", type=int, default=1); s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--steps", type=int, default=30); s.add_argument("--warmup", type=int, default=5)
     s = sub.add_parser("knn"); s.add_argument("--features", required=True); s.add_argument("--k", type=int, default=200); s.add_argument("--t", type=float, default=0.1)
     s = sub.add_parser("bench")
     s.add_argument("--batch", type=int, default=32); s.add_argument("--size", type=int, default=64)
@@ -495,7 +530,7 @@ def main(argv):
     a = p.parse_args(argv)
     {"init": cmd_init, "run": cmd_run, "torchvision": cmd_torchvision, "load-check": cmd_load_check,
      "schedule": cmd_schedule, "torchscript": cmd_torchscript, "transforms": cmd_transforms, "make-images": cmd_make_images, "bench-images": cmd_bench_images, "bench-data": cmd_bench_data, "bench": cmd_bench,
-     "train": cmd_train, "export-check": cmd_export_check, "knn": cmd_knn}[a.cmd](a)
+     "train": cmd_train, "bench-train": cmd_bench_train, "export-check": cmd_export_check, "knn": cmd_knn}[a.cmd](a)
 
 
 if __name__ == "__main__":

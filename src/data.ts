@@ -3,7 +3,7 @@
  * prefetching batches so that training does not wait on data.
  */
 import { createRequire } from 'node:module'
-import { checkNumber, guard, translate, typeError } from './errors'
+import { checkNumber, guard, rangeError, translate, typeError } from './errors'
 import { native } from './native'
 import type { NativeDataLoader, NativeDataset } from './native.generated'
 import { DeviceName, Tensor } from './tensor'
@@ -22,6 +22,13 @@ export class Dataset {
   /** Class names, for an `ImageFolder` (sorted sub-folder names). */
   get classes(): string[] {
     return this.native.classes
+  }
+
+  /** The items at `indices`, in that order (`torch.utils.data.Subset`). */
+  subset(indices: readonly number[]): Dataset {
+    if (!Array.isArray(indices)) throw typeError('indices', 'an array of item indices', indices)
+    indices.forEach((i, k) => checkNumber(`indices[${k}]`, i, { integer: true, min: 0 }))
+    return new Dataset(guard(() => this.native.subset([...indices])))
   }
 
   /** Item `index` as a `[3, H, W]` uint8 RGB tensor, or `null` if it cannot be read. */
@@ -88,6 +95,34 @@ export function mnist(): TensorDataset {
   return new TensorDataset(Tensor.fromTypedArray(images.subarray(0, n * 784), [n, 1, 28, 28]), labels)
 }
 
+/**
+ * `torch.utils.data.random_split`: disjoint random subsets of the given
+ * lengths (which must add up to the dataset's), the same for the same seed.
+ */
+export function randomSplit(dataset: Dataset, lengths: readonly number[], options: { seed?: number } = {}): Dataset[] {
+  if (!(dataset instanceof Dataset)) throw typeError('dataset', 'a Dataset', dataset)
+  if (!Array.isArray(lengths)) throw typeError('lengths', 'an array of lengths', lengths)
+  lengths.forEach((n, k) => checkNumber(`lengths[${k}]`, n, { integer: true, min: 0 }))
+  const total = lengths.reduce((a, b) => a + b, 0)
+  if (total !== dataset.length) throw rangeError('lengths', `lengths that add up to the dataset's ${dataset.length} items`, `a sum of ${total}`)
+  // Fisher-Yates with a small seeded generator (mulberry32).
+  let state = checkNumber('seed', options.seed ?? 0, { integer: true, min: 0 }) >>> 0
+  const random = () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const order = Array.from({ length: total }, (_, i) => i)
+  for (let i = total - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    ;[order[i], order[j]] = [order[j], order[i]]
+  }
+  let start = 0
+  return lengths.map((n) => dataset.subset(order.slice(start, (start += n))))
+}
+
 export interface DataLoaderOptions {
   /** Images per batch. Default 32. */
   batchSize?: number
@@ -105,6 +140,12 @@ export interface DataLoaderOptions {
   transform?: BYOLTransform
   /** Side images of other sizes are resized to before batching. Default: `inputSize * 8 / 7` with a transform, else the first image's. */
   imageSize?: number
+  /**
+   * Without a `transform`: normalise the [0, 1] images per channel, e.g. with
+   * the training transform's `normalize`, so that features are computed on what
+   * the model was trained on. `transform.resolved.normalize` has it.
+   */
+  normalize?: { mean: readonly number[]; std: readonly number[] } | null
   /** Where batches are assembled and augmented, e.g. `'cuda'` to run the transform on the GPU. Default `'cpu'`. */
   device?: DeviceName
 }
@@ -133,7 +174,10 @@ export class DataLoader {
       seed: checkNumber('seed', options.seed ?? 0, { integer: true, min: 0 }),
       imageSize: options.imageSize === undefined ? undefined : checkNumber('imageSize', options.imageSize, { integer: true, min: 1 }),
       device: options.device ?? 'cpu',
+      normalizeMean: options.normalize ? [...options.normalize.mean] : undefined,
+      normalizeStd: options.normalize ? [...options.normalize.std] : undefined,
     }
+    if (options.normalize && options.transform) throw typeError('normalize', 'no normalize next to a transform (the transform normalises)', options.normalize)
     if (options.transform !== undefined && !(options.transform instanceof BYOLTransform)) {
       throw typeError('transform', 'a BYOLTransform', options.transform)
     }

@@ -192,6 +192,12 @@ export class BYOLTransform {
     this.native = guard(() => new native.NativeByolTransform(this.resolved, seed))
   }
 
+  /** The normalisation the views end with (`null` if none): give it to an evaluation `DataLoader`'s `normalize`. */
+  get normalization(): { mean: number[]; std: number[] } | null {
+    const n = this.resolved.normalize
+    return n ? { mean: [...n[0]], std: [...n[1]] } : null
+  }
+
   /** The two views `[x0, x1]` of a `[N, C, H, W]` batch (uint8, or float in [0, 1]). */
   apply(images: Tensor): [Tensor, Tensor] {
     const [a, b] = guard(() => this.native.apply(tensorArg(images).native))

@@ -981,6 +981,13 @@ impl NativeDataset {
         Ok(Self { inner: Arc::new(d), classes: Vec::new() })
     }
 
+    /// The items at `indices` (`torch.utils.data.Subset`).
+    #[napi]
+    pub fn subset(&self, indices: Vec<u32>) -> Result<NativeDataset> {
+        let subset = byol::data::Subset::new(Arc::clone(&self.inner), indices.into_iter().map(|i| i as usize).collect()).map_err(js)?;
+        Ok(NativeDataset { inner: Arc::new(subset), classes: self.classes.clone() })
+    }
+
     #[napi(factory)]
     pub fn image_folder(root: String, extensions: Vec<String>) -> Result<Self> {
         let d = byol::data::ImageFolder::new(Path::new(&root), &extensions).map_err(js)?;
@@ -1018,6 +1025,8 @@ pub struct LoaderOptions {
     pub seed: i64,
     pub image_size: Option<i64>,
     pub device: Option<String>,
+    pub normalize_mean: Option<Vec<f64>>,
+    pub normalize_std: Option<Vec<f64>>,
 }
 
 /// One batch: two views, labels, and what could not be read.
@@ -1096,6 +1105,7 @@ impl NativeDataLoader {
             seed: o.seed as u64,
             image_size: o.image_size,
             transform,
+            normalize: o.normalize_mean.zip(o.normalize_std),
             device: device(o.device)?,
         };
         let loader = byol::data::DataLoader::new(Arc::clone(&dataset.inner), config).map_err(js)?;
@@ -1324,6 +1334,7 @@ pub struct TrainerOptions {
     pub loss: Option<String>,
     pub channels_last: bool,
     pub knn_every_n_epochs: Option<i64>,
+    pub base_momentum: Option<f64>,
 }
 
 #[napi(object)]
@@ -1398,6 +1409,7 @@ fn trainer_config(o: &TrainerOptions, batch_size: usize, model_lr: f64, has_opti
         seed: o.seed as u64,
         channels_last: o.channels_last,
         knn_every_n_epochs: o.knn_every_n_epochs,
+        base_momentum: o.base_momentum,
         ..TrainerConfig::default()
     };
     match o.recipe.as_str() {

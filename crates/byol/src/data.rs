@@ -91,6 +91,33 @@ impl Dataset for TensorDataset {
     }
 }
 
+/// `torch.utils.data.Subset`: the items of another dataset at `indices`.
+pub struct Subset {
+    inner: Arc<dyn Dataset>,
+    indices: Vec<usize>,
+}
+
+impl Subset {
+    pub fn new(inner: Arc<dyn Dataset>, indices: Vec<usize>) -> Result<Self> {
+        if let Some(&bad) = indices.iter().find(|&&i| i >= inner.len()) {
+            return Err(Error::range("indices", format!("indices below the dataset's length, {}", inner.len()), bad));
+        }
+        Ok(Self { inner, indices })
+    }
+}
+
+impl Dataset for Subset {
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+    fn get(&self, index: usize) -> Result<Option<Sample>> {
+        self.inner.get(self.indices[index])
+    }
+    fn describe(&self, index: usize) -> String {
+        self.inner.describe(self.indices[index])
+    }
+}
+
 /// torchvision's `ImageFolder`: `root/<class>/**/<image>`, classes sorted by name.
 pub struct ImageFolder {
     pub root: PathBuf,
@@ -179,6 +206,9 @@ pub struct LoaderConfig {
     /// Side every image is resized to before batching, when there is no transform.
     pub image_size: Option<i64>,
     pub transform: Option<ByolTransformConfig>,
+    /// Without a transform: `(x - mean) / std` per channel after scaling to
+    /// [0, 1], so that evaluation sees what training saw.
+    pub normalize: Option<(Vec<f64>, Vec<f64>)>,
     /// Where batches are assembled and augmented (a GPU takes the transform's work).
     pub device: tch::Device,
 }
@@ -226,6 +256,11 @@ impl DataLoader {
         }
         if let Some(t) = &config.transform {
             t.validate()?;
+        }
+        if let Some((mean, std)) = &config.normalize {
+            if mean.len() != 3 || std.len() != 3 || std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || mean.iter().any(|m| !m.is_finite()) {
+                return Err(Error::range("normalize", "3 finite means and 3 standard deviations > 0", format!("mean {mean:?}, std {std:?}")));
+            }
         }
         Ok(Self { dataset, config, epoch: 0 })
     }
@@ -329,6 +364,10 @@ fn make_batch(dataset: &dyn Dataset, indices: &[usize], index: usize, epoch: u64
         }
         None => {
             let x = batch.f_to_kind(Kind::Float)?.f_div_scalar(255.0)?;
+            let x = match &c.normalize {
+                Some((mean, std)) => crate::transforms::normalize(&x, mean, std)?,
+                None => x,
+            };
             (x.shallow_clone(), x)
         }
     };

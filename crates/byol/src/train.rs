@@ -73,6 +73,8 @@ pub struct TrainerConfig {
     pub loss: LossForm,
     /// Set the model's momentum schedule to span the whole run (per step).
     pub momentum_over_run: bool,
+    /// τ at the start of the momentum schedule (the model's own if `None`).
+    pub base_momentum: Option<f64>,
     pub channels_last: bool,
     /// kNN evaluation every this many epochs (needs `FitOptions::knn`).
     pub knn_every_n_epochs: Option<i64>,
@@ -96,6 +98,7 @@ impl Default for TrainerConfig {
             warmup_epochs: 0.0,
             loss: LossForm::Minerva,
             momentum_over_run: false,
+            base_momentum: None,
             channels_last: false,
             knn_every_n_epochs: None,
         }
@@ -158,6 +161,11 @@ impl TrainerConfig {
         }
         if let Some(o) = &self.optimizer {
             o.validate()?;
+        }
+        if let Some(m) = self.base_momentum {
+            if !(0.0..=1.0).contains(&m) {
+                return Err(Error::range("baseMomentum", "a number in [0, 1]", m));
+            }
         }
         Ok(())
     }
@@ -267,6 +275,7 @@ fn save(model: &Byol, dir: &Path, pos: &Position, config: &TrainerConfig, loader
         "momentum_updated_at": model.momentum_updated_at,
         "schedule": model.schedule_length,
         "momentum_schedule": model.momentum_schedule.name(),
+        "base_momentum": model.base_momentum,
         "optimizer": optimizer_json(&optimizer.config(), optimizer.steps),
         "base_lr": pos.base_lr,
         "scaler": pos.scaler.as_ref().map(|s| json!({"scale": s.scale, "growth_tracker": s.growth_tracker})),
@@ -300,6 +309,9 @@ fn resume(model: &mut Byol, path: &Path, loader: &DataLoader, warnings: &mut Vec
     model.current_epoch = int("current_epoch")?;
     model.momentum_updated_at = s.get("momentum_updated_at").and_then(|v| v.as_i64());
     model.schedule_length = int("schedule")?;
+    if let Some(b) = s.get("base_momentum").and_then(|v| v.as_f64()) {
+        model.base_momentum = b;
+    }
     if let Some(m) = s.get("momentum_schedule").and_then(|v| v.as_str()) {
         model.momentum_schedule = MomentumSchedule::parse(m)?;
     }
@@ -376,6 +388,9 @@ pub fn fit(model: &Mutex<Byol>, loader: &DataLoader, config: &TrainerConfig, opt
                 if config.momentum_over_run {
                     m.schedule_length = total;
                     m.momentum_schedule = MomentumSchedule::Step;
+                }
+                if let Some(b) = config.base_momentum {
+                    m.base_momentum = b;
                 }
                 let base_lr = m.optimizer_config().map(|c| c.lr).unwrap_or(m.learning_rate);
                 Position {

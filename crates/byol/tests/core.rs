@@ -159,6 +159,7 @@ fn toy_loader(workers: usize, seed: u64) -> byol::data::DataLoader {
         seed,
         image_size: None,
         transform: Some(transform),
+        normalize: None,
         device: Device::Cpu,
     };
     DataLoader::new(std::sync::Arc::new(dataset), config).unwrap()

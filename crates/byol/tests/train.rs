@@ -37,6 +37,7 @@ fn loader(n: i64) -> DataLoader {
         seed: 7,
         image_size: None,
         transform: Some(transform),
+        normalize: None,
         device: Device::Cpu,
     };
     DataLoader::new(std::sync::Arc::new(dataset), config).unwrap()
