@@ -1,7 +1,7 @@
 import test from 'ava'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { BYOLTransform, DataLoader, ImageFolder, mnist, saveImage, Tensor, TensorDataset } from '../src/index'
+import { BYOLTransform, DataLoader, Dataset, ImageFolder, mnist, randomSplit, saveImage, Tensor, TensorDataset } from '../src/index'
 import { catchError, reference, tmpdir } from './helpers'
 
 async function collect(loader: DataLoader) {
@@ -137,4 +137,27 @@ test('TensorDataset with labels of the wrong length names labels', (t) => {
   const err = catchError(() => new TensorDataset(Tensor.fromTypedArray(new Uint8Array(2 * 3 * 4 * 4), [2, 3, 4, 4]), [1]))
   t.true(err instanceof TypeError)
   t.regex(err.message, /^labels: expected 2 labels, one per image, got 1 labels/)
+})
+
+test('randomSplit gives disjoint subsets of the requested sizes, the same for the same seed', (t) => {
+  const ds = toyDataset(10)
+  const [a, b] = randomSplit(ds, [7, 3], { seed: 1 })
+  t.is(a.length, 7)
+  t.is(b.length, 3)
+  const firstPixel = (d: Dataset) => Array.from({ length: d.length }, (_, i) => d.get(i)!.toFloat32Array()[0])
+  const all = [...firstPixel(a), ...firstPixel(b)].sort((x, y) => x - y)
+  t.deepEqual(all, firstPixel(ds).sort((x, y) => x - y), 'every item exactly once')
+  const [again] = randomSplit(ds, [7, 3], { seed: 1 })
+  t.deepEqual(firstPixel(again), firstPixel(a))
+  t.is(t.throws(() => randomSplit(ds, [5, 3]), { instanceOf: RangeError })?.message, "lengths: expected lengths that add up to the dataset's 10 items, got 8")
+})
+
+test('a loader without transform normalises the images when asked', async (t) => {
+  const loader = new DataLoader(toyDataset(2), { batchSize: 2, shuffle: false, normalize: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] } })
+  const plain = new DataLoader(toyDataset(2), { batchSize: 2, shuffle: false })
+  const [[x]] = await collect(loader)
+  const [[p]] = await collect(plain)
+  const a = x.toFloat32Array()
+  const b = p.toFloat32Array()
+  t.true(a.every((v, i) => Math.abs(v - (b[i] - 0.5) / 0.25) < 1e-6))
 })

@@ -149,3 +149,11 @@ test('loadStateDict rejects a wrong shape, naming the key and both shapes', (t) 
   const err = catchError(() => head.loadStateDict({ ...head.stateDict(), 'layers.0.weight': randn([2, 5]) }))
   t.regex(err.message, /'layers\.0\.weight' has shape \[2, 5\] in the dict but \[2, 4\] in the model/)
 })
+
+test('resnet18 takes a width and the small-image stem, and checks them', (t) => {
+  const narrow = resnet18({ width: 16, smallInputs: true, seed: 0 })
+  t.deepEqual(narrow.forward(randn([2, 3, 28, 28], { seed: 1 })).shape, [2, 128, 1, 1])
+  t.deepEqual(narrow.stateDict()['0.weight'].shape, [16, 3, 3, 3])
+  t.is(t.throws(() => resnet18({ width: 0 }), { instanceOf: RangeError })?.message, 'options.width: expected a number >= 1, got 0')
+  t.is(t.throws(() => resnet18({ smallInputs: 'yes' as never }), { instanceOf: TypeError })?.message, "options.smallInputs: expected a boolean, got 'yes'")
+})

@@ -2,7 +2,10 @@
 // (run with BYOL_TORCH_LIBTORCH pointing at its torch/lib):
 //   node bench/gpu-check.cjs <python-with-torch>
 // 1. CUDA is found through the same addon; 2. a training step on 'cuda'
-// matches the CPU; 3. steps/s of byol-torch and PyTorch on the GPU.
+// matches the CPU; 3. the loader on the GPU; 4. Trainer.fit on 'cuda' in
+// '32', 'bf16-mixed' (with channels_last) and '16-mixed' (loss scaler):
+// images/s, loss, and the loss against fp32; 5. steps/s of byol-torch and
+// PyTorch on the GPU.
 const { execFileSync } = require('node:child_process')
 const os = require('node:os')
 const path = require('node:path')
@@ -57,6 +60,22 @@ console.log(`device of the GPU model: ${gpu.device}`)
     v1.dispose()
   }
   console.log(`loader on cuda: ${n} 72x72 images, two 64x64 views each, ${(n / ((performance.now() - t0) / 1000)).toFixed(0)} images/s`)
+  for (const [precision, channelsLast] of [['32', false], ['bf16-mixed', true], ['16-mixed', true]]) {
+    const model = b.BYOL.load(file, { device: 'cuda' })
+    const gpuLoader = new b.DataLoader(images, { batchSize: 256, numWorkers: 4, device: 'cuda', seed: 1, transform: new b.BYOLTransform({ inputSize: 64 }) })
+    const seen = []
+    let start = 0
+    await new b.Trainer({ maxSteps: 24, device: 'cuda', precision, channelsLast, logEveryNSteps: 1, learningRate: 0.001 }).fit(model, gpuLoader, {
+      onProgress: (e) => {
+        if (e.kind !== 'step') return
+        if (e.step === 4) start = performance.now()
+        seen.push(e)
+      },
+    })
+    const rate = (20 * 256) / ((performance.now() - start) / 1000)
+    const last = seen[seen.length - 1]
+    console.log(`Trainer.fit on cuda, ${precision}${channelsLast ? ' channels_last' : ''}: ${rate.toFixed(0)} images/s, losses ${seen.slice(0, 3).map((e) => e.loss.toFixed(5)).join(' ')} ... ${last.loss.toFixed(5)}, loss scale ${last.lossScale}`)
+  }
   benchmark()
 })()
 

@@ -55,11 +55,14 @@ function augmentations(digits: boolean, size: number, minScale: number | undefin
   const o: BYOLTransformOptions = digits
     ? {
         inputSize: size,
-        minScale: minScale ?? 0.4,
+        minScale: minScale ?? 0.2,
         cjHue: 0,
         cjSat: 0,
         randomGrayScale: 0,
         hfProb: 0,
+        // Solarising white strokes on black erases the digit: not for MNIST.
+        view1: { gaussianBlur: 0.5, solarization: 0 },
+        view2: { gaussianBlur: 0.1, solarization: 0 },
         normalize: { mean: [0.13, 0.13, 0.13], std: [0.31, 0.31, 0.31] },
         seed,
       }
@@ -78,10 +81,10 @@ async function knnOf(model: BYOL, train: DataLoader, val: DataLoader, k: number,
   return knnAccuracy(a, a.labels, b, b.labels, { k, temperature })
 }
 
-function backboneOf(name: string, seed: number) {
+function backboneOf(name: string, seed: number, width: number, smallInputs: boolean) {
   const make = { resnet18, resnet34, resnet50 }[name]
   if (!make) throw new InvalidArgumentError(`--backbone: expected resnet18, resnet34 or resnet50, got '${name}'`)
-  return make({ seed })
+  return make({ seed, width, smallInputs })
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`
@@ -124,6 +127,8 @@ class ProgressView {
 interface TrainFlags extends DataFlags {
   out?: string
   backbone: string
+  width: number
+  smallInputs?: boolean
   hiddenDim: number
   outputDim: number
   batchSize: number
@@ -177,8 +182,8 @@ async function train(f: TrainFlags): Promise<void> {
   const evalTrain = evalLoader(data.train, data.imageSize, f.workers, transform)
   const evalVal = evalLoader(data.val, data.imageSize, f.workers, transform)
   const model = new BYOL({
-    backbone: backboneOf(f.backbone, f.seed),
-    projectionHead: new BYOLProjectionHead(f.backbone === 'resnet50' ? 2048 : 512, f.hiddenDim, f.outputDim, { seed: f.seed }),
+    backbone: backboneOf(f.backbone, f.seed, f.width, Boolean(f.smallInputs)),
+    projectionHead: new BYOLProjectionHead(f.width * (f.backbone === 'resnet50' ? 32 : 8), f.hiddenDim, f.outputDim, { seed: f.seed }),
     predictionHead: new BYOLPredictionHead(f.outputDim, f.hiddenDim, f.outputDim, { seed: f.seed }),
     device: f.device as never,
   })
@@ -214,7 +219,7 @@ async function train(f: TrainFlags): Promise<void> {
 
   const metricsFile = path.join(out, 'metrics.jsonl')
   const log = (record: object) => fs.appendFileSync(metricsFile, JSON.stringify({ ...record, time: new Date().toISOString() }) + '\n')
-  console.log(`byol-torch train: ${data.name}, ${data.train.length} images for training, ${data.val.length} held out for kNN; ${f.backbone}, batch ${f.batchSize}, ${data.imageSize}x${data.imageSize}, recipe ${f.recipe}, ${f.device}, ${f.threads} threads`)
+  console.log(`byol-torch train: ${data.name}, ${data.train.length} images for training, ${data.val.length} held out for kNN; ${f.backbone} (width ${f.width}${f.smallInputs ? ', small-input stem' : ''}), batch ${f.batchSize}, ${data.imageSize}x${data.imageSize}, recipe ${f.recipe}, ${f.device}, ${f.threads} threads`)
   console.log(`run folder: ${out}`)
 
   let randomKnn: number | undefined
@@ -333,10 +338,12 @@ export function program(): Command {
   )
     .option('--out <folder>', 'run folder (default runs/<date>)')
     .option('--backbone <name>', 'resnet18 | resnet34 | resnet50', 'resnet18')
+    .option('--width <n>', 'channels of the first ResNet stage (torchvision: 64)', int(1), 64)
+    .option('--small-inputs', 'CIFAR-style stem for ~32x32 images: 3x3 stride-1 conv1, no max-pool')
     .option('--hidden-dim <n>', 'hidden width of both heads', int(1), 4096)
     .option('--output-dim <n>', 'projection size', int(1), 256)
     .option('--batch-size <n>', 'images per step', int(2), 128)
-    .option('--min-scale <f>', 'smallest crop area (default 0.4 for MNIST, 0.08 otherwise)', fraction)
+    .option('--min-scale <f>', 'smallest crop area (default 0.2 for MNIST, 0.08 otherwise)', fraction)
     .option('--no-compare-random', 'skip the kNN accuracy of the random initialisation')
     .option('--k <n>', 'kNN neighbours', int(1), 200)
     .option('--temperature <t>', 'kNN temperature', num(0, true), 0.1)

@@ -104,7 +104,7 @@ export function randomSplit(dataset: Dataset, lengths: readonly number[], option
   if (!Array.isArray(lengths)) throw typeError('lengths', 'an array of lengths', lengths)
   lengths.forEach((n, k) => checkNumber(`lengths[${k}]`, n, { integer: true, min: 0 }))
   const total = lengths.reduce((a, b) => a + b, 0)
-  if (total !== dataset.length) throw rangeError('lengths', `lengths that add up to the dataset's ${dataset.length} items`, `a sum of ${total}`)
+  if (total !== dataset.length) throw rangeError('lengths', `lengths that add up to the dataset's ${dataset.length} items`, total)
   // Fisher-Yates with a small seeded generator (mulberry32).
   let state = checkNumber('seed', options.seed ?? 0, { integer: true, min: 0 }) >>> 0
   const random = () => {

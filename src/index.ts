@@ -28,7 +28,7 @@ export {
   loadSafetensors,
   saveSafetensors,
 } from './modules'
-export type { StateDict, Block, NonLinearity, ModuleOptions } from './modules'
+export type { StateDict, Block, NonLinearity, ModuleOptions, ResNetOptions } from './modules'
 export { BYOL, cosineSchedule, updateMomentum, deactivateRequiresGrad } from './byol'
 export type { BYOLOptions, MomentumSchedule, SGDConfig } from './byol'
 export type { ByolErrorCode, CodedError } from './errors'

@@ -134,9 +134,25 @@ export class Backbone extends Module {
   }
 }
 
-function makeResnet(name: string, options: ModuleOptions): Backbone {
+/** Options of the ResNet trunks. */
+export interface ResNetOptions extends ModuleOptions {
+  /**
+   * Channels of the first stage (later stages double it). Default 64, as
+   * torchvision; 16 or 32 make a narrow trunk that trains several times faster.
+   */
+  width?: number
+  /**
+   * The stem CIFAR-scale SSL benchmarks use (solo-learn, lightly): a 3x3
+   * stride-1 `conv1` and no max-pool, for inputs of about 32x32. Default false.
+   */
+  smallInputs?: boolean
+}
+
+function makeResnet(name: string, options: ResNetOptions): Backbone {
   if (options.seed !== undefined) checkNumber('options.seed', options.seed, { integer: true })
-  return new Backbone(guard(() => native.resnet(name, options.device ?? 'cpu', options.seed)))
+  const width = options.width === undefined ? undefined : checkNumber('options.width', options.width, { integer: true, min: 1 })
+  if (options.smallInputs !== undefined && typeof options.smallInputs !== 'boolean') throw typeError('options.smallInputs', 'a boolean', options.smallInputs)
+  return new Backbone(guard(() => native.resnet(name, options.device ?? 'cpu', options.seed, width, options.smallInputs)))
 }
 
 /**
@@ -144,17 +160,17 @@ function makeResnet(name: string, options: ModuleOptions): Backbone {
  * (`nn.Sequential(*list(resnet.children())[:-1])`): output `[N, 512, 1, 1]`.
  * Kaiming-normal (fan_out) convolutions, BatchNorm weight 1 and bias 0.
  */
-export function resnet18(options: ModuleOptions = {}): Backbone {
+export function resnet18(options: ResNetOptions = {}): Backbone {
   return makeResnet('resnet18', options)
 }
 
 /** torchvision's `resnet34()` trunk: output `[N, 512, 1, 1]`. */
-export function resnet34(options: ModuleOptions = {}): Backbone {
+export function resnet34(options: ResNetOptions = {}): Backbone {
   return makeResnet('resnet34', options)
 }
 
 /** torchvision's `resnet50()` trunk: output `[N, 2048, 1, 1]`. */
-export function resnet50(options: ModuleOptions = {}): Backbone {
+export function resnet50(options: ResNetOptions = {}): Backbone {
   return makeResnet('resnet50', options)
 }
 

@@ -153,3 +153,6 @@ function loadAddon(): typeof Native {
 export const libtorch: LibtorchLocation = findLibtorch()
 preload(libtorch.libDir)
 export const native: typeof Native = loadAddon()
+// The JS thread takes its libtorch thread count now, before any data worker
+// sets the process-wide count to 1 (see set_thread_count in the core).
+native.getNumThreads()

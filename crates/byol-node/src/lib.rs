@@ -207,7 +207,7 @@ pub fn set_num_threads(n: i32) -> Result<()> {
     if n < 1 {
         return Err(js(byol::Error::range("n", "a thread count >= 1", n)));
     }
-    tch::set_num_threads(n);
+    byol::device::set_thread_count(n);
     Ok(())
 }
 
@@ -420,13 +420,14 @@ impl NativeModule {
 }
 
 #[napi]
-pub fn resnet(name: String, device_name: Option<String>, seed: Option<i64>) -> Result<NativeModule> {
+pub fn resnet(name: String, device_name: Option<String>, seed: Option<i64>, width: Option<i64>, small_inputs: Option<bool>) -> Result<NativeModule> {
     let kind = ResNetKind::parse(&name).map_err(js)?;
+    let options = byol::backbones::ResNetOptions { width: width.unwrap_or(64), small_inputs: small_inputs.unwrap_or(false) };
     let d = device(device_name)?;
     if let Some(s) = seed {
         tch::manual_seed(s);
     }
-    Ok(module_of(Network::resnet(kind, d).map_err(js)?))
+    Ok(module_of(Network::resnet_with(kind, options, d).map_err(js)?))
 }
 
 #[napi]
@@ -1177,7 +1178,7 @@ impl Task for EmbedTask {
     type JsValue = Embedding;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        tch::set_num_threads(self.threads);
+        byol::device::set_thread_count(self.threads);
         let device = lock(&self.model)?.device();
         let model = &self.model;
         byol::eval::embed(&self.loader, device, |x| {
@@ -1499,7 +1500,7 @@ impl Task for FitTask {
 
     fn compute(&mut self) -> Result<Self::Output> {
         let _idle = Idle(&self.busy);
-        tch::set_num_threads(self.threads);
+        byol::device::set_thread_count(self.threads);
         let knn = self.knn.as_ref().map(|(train, test, k, t)| byol::train::KnnEval { train, test, k: *k, temperature: *t });
         let options = byol::train::FitOptions { resume_from: self.resume_from.clone(), knn, abort: Some(&self.abort) };
         let progress = self.progress.as_ref();

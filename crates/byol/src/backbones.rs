@@ -80,9 +80,26 @@ impl Block {
     }
 }
 
+/// Variants of the trunk for small images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResNetOptions {
+    /// Channels of the first stage (torchvision: 64); later stages double it.
+    pub width: i64,
+    /// The stem of CIFAR-scale SSL benchmarks (solo-learn, lightly): a 3x3
+    /// stride-1 `conv1` and no max-pool, so 32x32 inputs keep their detail.
+    pub small_inputs: bool,
+}
+
+impl Default for ResNetOptions {
+    fn default() -> Self {
+        Self { width: 64, small_inputs: false }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ResNet {
     pub kind: ResNetKind,
+    pub options: ResNetOptions,
     conv1: Conv2d,
     bn1: BatchNorm,
     stages: Vec<Vec<Block>>,
@@ -94,14 +111,22 @@ const BN1: &str = "1";
 const FIRST_STAGE: usize = 4;
 
 impl ResNet {
-    pub fn new(kind: ResNetKind, p: &mut Params, device: Device) -> Result<Self> {
-        let conv1 = Conv2d::new(p, CONV1, (3, 64, 7), 2, 3, device)?;
-        let bn1 = BatchNorm::new(p, BN1, 64, device)?;
+    pub fn new(kind: ResNetKind, options: ResNetOptions, p: &mut Params, device: Device) -> Result<Self> {
+        let w = options.width;
+        if !(1..=4096).contains(&w) {
+            return Err(Error::range("width", "1 to 4096 channels", w));
+        }
+        let conv1 = if options.small_inputs {
+            Conv2d::new(p, CONV1, (3, w, 3), 1, 1, device)?
+        } else {
+            Conv2d::new(p, CONV1, (3, w, 7), 2, 3, device)?
+        };
+        let bn1 = BatchNorm::new(p, BN1, w, device)?;
         let expansion = if kind.bottleneck() { 4 } else { 1 };
-        let mut inplanes = 64;
+        let mut inplanes = w;
         let mut stages = Vec::new();
         for (s, &blocks) in kind.layers().iter().enumerate() {
-            let planes = 64 << s;
+            let planes = w << s;
             let stage_stride = if s == 0 { 1 } else { 2 };
             let mut stage = Vec::new();
             for b in 0..blocks {
@@ -136,12 +161,19 @@ impl ResNet {
             }
             stages.push(stage);
         }
-        Ok(Self { kind, conv1, bn1, stages })
+        Ok(Self { kind, options, conv1, bn1, stages })
+    }
+
+    /// Channels of the output.
+    pub fn feature_dim(&self) -> i64 {
+        self.options.width * 8 * if self.kind.bottleneck() { 4 } else { 1 }
     }
 
     pub fn forward(&self, p: &Params, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = self.bn1.forward(p, &self.conv1.forward(p, x)?, train)?.f_relu_()?;
-        h = h.f_max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)?;
+        if !self.options.small_inputs {
+            h = h.f_max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)?;
+        }
         for stage in &self.stages {
             for block in stage {
                 h = block.forward(p, &h, train)?;

@@ -464,7 +464,20 @@ impl Byol {
             .unwrap_or(serde_json::Value::Null);
         let backbone = match meta.get("backbone").and_then(|v| v.as_str()) {
             Some(s) if s.starts_with("torchscript:") => BackboneSpec::TorchScript(PathBuf::from(&s["torchscript:".len()..])),
-            _ => BackboneSpec::ResNet(infer_resnet(&dict).map_err(|m| Error::file(path, m))?),
+            _ => {
+                let kind = infer_resnet(&dict).map_err(|m| Error::file(path, m))?;
+                // Width and stem are read off conv1's weight: [width, 3, k, k].
+                let conv1 = find(&dict, "backbone.0.weight").map(|t| t.size()).unwrap_or_default();
+                let options = crate::backbones::ResNetOptions {
+                    width: conv1.first().copied().unwrap_or(64),
+                    small_inputs: conv1.get(2) == Some(&3),
+                };
+                if options == crate::backbones::ResNetOptions::default() {
+                    BackboneSpec::ResNet(kind)
+                } else {
+                    BackboneSpec::Network(Network::resnet_with(kind, options, device)?)
+                }
+            }
         };
         let head = |prefix: &str, preprocess: Preprocess| -> Result<Network> {
             let blocks = infer_byol_head(&dict, prefix).map_err(|m| Error::file(path, m))?;

@@ -304,7 +304,7 @@ impl DataLoader {
                     (Arc::clone(&self.dataset), Arc::clone(&order), Arc::clone(&counter), Arc::clone(&stop), sender.clone(), c.clone());
                 std::thread::spawn(move || {
                     // Each worker's libtorch ops run on its own thread only.
-                    tch::set_num_threads(1);
+                    crate::device::set_thread_count(1);
                     loop {
                         let b = counter.fetch_add(1, Ordering::SeqCst);
                         if b >= batches || stop.load(Ordering::SeqCst) {

@@ -50,3 +50,15 @@ pub fn cuda_is_available() -> bool {
 pub fn cuda_device_count() -> usize {
     Cuda::device_count() as usize
 }
+
+/// Sets libtorch's intra-op thread count for the calling thread, for good.
+///
+/// ATen keeps one process-wide count that each thread copies, on its first
+/// parallel operation, into its own OpenMP setting. The data workers set theirs
+/// to 1 (and with it the process-wide count); a thread that had been given a
+/// count but not yet run a parallel operation would then copy their 1 and run
+/// single-threaded. Reading the count back makes the thread take its own now.
+pub fn set_thread_count(n: i32) {
+    tch::set_num_threads(n);
+    let _ = tch::get_num_threads();
+}

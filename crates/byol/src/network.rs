@@ -1,6 +1,6 @@
 //! A network: an architecture plus its `Params`. What minerva passes around as
 //! an `nn.Module` (backbone, heads, their momentum copies).
-use crate::backbones::{ResNet, ResNetKind};
+use crate::backbones::{ResNet, ResNetKind, ResNetOptions};
 use crate::error::{Error, Result};
 use crate::heads::Head;
 use crate::params::{Params, Role};
@@ -56,8 +56,12 @@ pub struct Network {
 
 impl Network {
     pub fn resnet(kind: ResNetKind, device: Device) -> Result<Self> {
+        Self::resnet_with(kind, ResNetOptions::default(), device)
+    }
+
+    pub fn resnet_with(kind: ResNetKind, options: ResNetOptions, device: Device) -> Result<Self> {
         let mut params = Params::new();
-        let arch = ResNet::new(kind, &mut params, device)?;
+        let arch = ResNet::new(kind, options, &mut params, device)?;
         Ok(Self { arch: Arc::new(Arch::ResNet(arch)), params })
     }
 
@@ -122,7 +126,7 @@ impl Network {
     /// found by a forward pass in eval mode (which leaves BatchNorm alone).
     pub fn probe_feature_dim(&self, size: i64) -> Result<i64> {
         if let Arch::ResNet(r) = &*self.arch {
-            return Ok(r.kind.feature_dim());
+            return Ok(r.feature_dim());
         }
         let _guard = tch::no_grad_guard();
         let x = Tensor::f_zeros([2, 3, size, size], (Kind::Float, self.device()))?;

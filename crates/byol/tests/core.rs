@@ -192,3 +192,19 @@ fn a_loader_epoch_dropped_early_stops_its_workers() {
     let mut again = loader.epoch();
     assert!(again.next_batch().unwrap().is_some());
 }
+
+#[test]
+fn a_narrow_small_input_resnet_keeps_detail_and_loads_back_from_its_weights() {
+    use byol::backbones::ResNetOptions;
+    let options = ResNetOptions { width: 16, small_inputs: true };
+    let backbone = Network::resnet_with(ResNetKind::ResNet18, options, Device::Cpu).unwrap();
+    let x = Tensor::rand([2, 3, 28, 28], (Kind::Float, Device::Cpu));
+    assert_eq!(backbone.forward(&x, false).unwrap().size(), vec![2, 128, 1, 1]);
+    assert_eq!(backbone.params.get(0).size(), vec![16, 3, 3, 3], "conv1 is 3x3");
+    let model = Byol::new(ByolConfig { backbone: BackboneSpec::Network(backbone), ..ByolConfig::default() }).unwrap();
+    let file = std::env::temp_dir().join(format!("byol-narrow-{}.safetensors", std::process::id()));
+    model.save(&file).unwrap();
+    let loaded = Byol::load(&file, Device::Cpu).unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(max_abs_diff(&loaded.forward_momentum(&x).unwrap(), &model.forward_momentum(&x).unwrap()), 0.0);
+}

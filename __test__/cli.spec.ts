@@ -1,0 +1,70 @@
+/**
+ * The `byol-torch` command as a user runs it (the built dist/cli.js).
+ */
+import test from 'ava'
+import { spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { reference, root, tmpdir } from './helpers'
+
+const cli = path.join(root, 'dist', 'cli.js')
+const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' })
+
+let images: string
+let out: string
+test.before(() => {
+  images = tmpdir('cli-images')
+  reference(['bench-images', '--out', images, '--count', '24', '--size', '40'])
+  out = tmpdir('cli-run')
+})
+
+test.serial('every subcommand has --help listing its flags', (t) => {
+  const top = run(['--help'])
+  t.is(top.status, 0)
+  for (const c of ['train', 'embed', 'eval', 'report']) t.regex(top.stdout, new RegExp(c))
+  const train = run(['train', '--help']).stdout
+  for (const flag of ['--max-epochs', '--max-steps', '--device', '--precision', '--log-every-n-steps', '--checkpoint-dir', '--checkpoint-every-n-steps', '--seed', '--recipe', '--optimizer', '--lr', '--weight-decay', '--nesterov', '--warmup-epochs', '--lr-schedule', '--knn-every-n-epochs', '--resume']) {
+    t.true(train.includes(flag), flag)
+  }
+  t.regex(run(['eval', '--help']).stdout, /--model/)
+  t.regex(run(['embed', '--help']).stdout, /--out/)
+})
+
+test.serial('train writes the model, the backbone, metrics.jsonl, a report with plots and checkpoints', (t) => {
+  const r = run(['train', '--data', images, '--image-size', '32', '--batch-size', '8', '--max-steps', '3', '--log-every-n-steps', '1',
+    '--hidden-dim', '32', '--output-dim', '16', '--workers', '1', '--k', '5', '--out', out])
+  t.is(r.status, 0, r.stderr)
+  t.regex(r.stdout, /step 3\/3 .*loss .* img\/s {2}ETA/, 'plain progress lines when stdout is not a terminal')
+  t.regex(r.stdout, /kNN accuracy on 5 held-out images/)
+  t.regex(r.stdout, /the same backbone at random initialisation: \d+\.\d%/)
+  for (const f of ['model.safetensors', 'backbone.safetensors', 'metrics.jsonl', 'report.html', 'checkpoints/step-00000003/trainer.json']) {
+    t.true(fs.existsSync(path.join(out, f)), f)
+  }
+  const records = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  t.deepEqual(records.filter((r) => r.kind === 'step').map((r) => r.step), [1, 2, 3])
+  const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8')
+  t.is((html.match(/<svg /g) ?? []).length, 5, 'loss, learning rate, momentum, collapse monitor, kNN accuracy')
+  t.false(/<script|https?:\/\//.test(html), 'self-contained: no scripts, nothing fetched')
+})
+
+test.serial('eval and embed read the trained model', (t) => {
+  const model = path.join(out, 'model.safetensors')
+  const e = run(['eval', '--model', model, '--data', images, '--image-size', '32', '--k', '5', '--probe-epochs', '2', '--workers', '1'])
+  t.is(e.status, 0, e.stderr)
+  const result = JSON.parse(e.stdout.trim())
+  t.true(result.knnAccuracy >= 0 && result.knnAccuracy <= 1)
+  t.true(result.linearProbe.testAccuracy >= 0)
+  const features = path.join(out, 'features.safetensors')
+  const m = run(['embed', '--model', model, '--data', images, '--image-size', '32', '--out', features, '--workers', '1'])
+  t.is(m.status, 0, m.stderr)
+  t.regex(m.stdout, /wrote 24 x 512 features/)
+})
+
+test.serial('a bad flag is refused with a message naming it', (t) => {
+  const r = run(['train', '--max-steps', '0'])
+  t.is(r.status, 1)
+  t.regex(r.stderr, /--max-steps.*expected an integer >= 1, got '0'/)
+  const p = run(['train', '--precision', 'fp8'])
+  t.not(p.status, 0)
+  t.regex(p.stderr, /--precision/)
+})
