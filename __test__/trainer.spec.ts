@@ -84,7 +84,8 @@ test.serial('maxEpochs and maxSteps: one is required, and each must be >= 1', (t
 test.serial('fit called twice at once on the same model is an error', async (t) => {
   const model = small()
   const first = new Trainer({ maxSteps: 3 }).fit(model, loader())
-  first.catch((e) => t.log('first failed', e))
+  // Should the first call fail, its reason is more telling than the second's outcome.
+  first.catch((e) => t.log('first fit failed', e))
   const second = new Trainer({ maxSteps: 3 }).fit(model, loader())
   const err = await t.throwsAsync(second)
   t.is((err as { code?: string }).code, 'ERR_BYOL_STATE')

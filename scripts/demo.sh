@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs the main job: BYOL on the built-in MNIST digits
-# (CPU, about 7 minutes on 2 cores), with the kNN accuracy of the backbone on
+# (CPU, about 5 minutes on 2 cores), with the kNN accuracy of the backbone on
 # held-out digits after every epoch and, at the end, beside the same backbone
 # at random initialisation. Writes runs/demo/ (model, torchvision-keyed
 # backbone, metrics.jsonl, report.html). Extra flags go to `byol-torch train`.

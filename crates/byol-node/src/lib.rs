@@ -536,10 +536,11 @@ impl From<CoreOptimizerConfig> for OptimizerConfig {
             dampening: c.dampening,
             weight_decay: c.weight_decay,
             nesterov: c.nesterov,
-            trust_coefficient: Some(c.trust_coefficient),
-            betas: Some(vec![c.betas.0, c.betas.1]),
-            eps: Some(c.eps),
-            exclude_bias_and_norm: Some(c.exclude_bias_and_norm),
+            // Only the settings the optimiser has: SGD stays torch.optim.SGD's five.
+            trust_coefficient: (c.kind == OptimizerKind::Lars).then_some(c.trust_coefficient),
+            betas: (c.kind == OptimizerKind::AdamW).then(|| vec![c.betas.0, c.betas.1]),
+            eps: (c.kind == OptimizerKind::AdamW).then_some(c.eps),
+            exclude_bias_and_norm: (c.kind != OptimizerKind::Sgd || c.exclude_bias_and_norm).then_some(c.exclude_bias_and_norm),
         }
     }
 }
