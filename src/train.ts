@@ -234,7 +234,6 @@ export class Trainer {
     if (signal?.aborted) throw new AbortError(model.globalStep, null)
     const k = knn?.k === undefined ? undefined : checkNumber('knn.k', knn.k, { integer: true, min: 1 })
     const t = knn?.temperature === undefined ? undefined : checkNumber('knn.temperature', knn.temperature, { exclusiveMin: 0 })
-    if (this.options.seed !== undefined) native.manualSeed(this.options.seed)
     // Events and the result travel separately; the result waits for the
     // events sent before it, so `onProgress` has seen them all on resolve.
     let received = 0

@@ -545,6 +545,13 @@ impl From<CoreOptimizerConfig> for OptimizerConfig {
     }
 }
 
+fn betas(v: &[f64]) -> Result<(f64, f64)> {
+    match v {
+        [a, b] => Ok((*a, *b)),
+        other => Err(invalid("betas", "two numbers", format!("{} numbers", other.len()))),
+    }
+}
+
 fn core_optimizer(c: &OptimizerConfig) -> Result<CoreOptimizerConfig> {
     let kind = OptimizerKind::parse(&c.name).map_err(js)?;
     let base = match kind {
@@ -552,11 +559,7 @@ fn core_optimizer(c: &OptimizerConfig) -> Result<CoreOptimizerConfig> {
         OptimizerKind::Lars => CoreOptimizerConfig::lars(c.lr, c.weight_decay),
         OptimizerKind::AdamW => CoreOptimizerConfig::adamw(c.lr, c.weight_decay),
     };
-    let betas = match c.betas.as_deref() {
-        None => base.betas,
-        Some([a, b]) => (*a, *b),
-        Some(other) => return Err(invalid("betas", "two numbers", format!("{} numbers", other.len()))),
-    };
+    let betas = c.betas.as_deref().map(betas).transpose()?.unwrap_or(base.betas);
     Ok(CoreOptimizerConfig {
         momentum: if kind == OptimizerKind::AdamW { 0.0 } else { c.momentum },
         dampening: c.dampening,
@@ -1419,42 +1422,17 @@ fn trainer_config(o: &TrainerOptions, batch_size: usize, model_lr: f64, has_opti
         "paper" => c = paper_recipe(c, batch_size),
         other => return Err(invalid("recipe", "'minerva' or 'paper'", format!("'{other}'"))),
     }
-    let touched = o.optimizer.is_some()
-        || o.learning_rate.is_some()
-        || o.momentum.is_some()
-        || o.weight_decay.is_some()
-        || o.nesterov.is_some()
-        || o.trust_coefficient.is_some()
-        || o.betas.is_some()
-        || o.eps.is_some();
-    if touched || (c.optimizer.is_none() && !has_optimizer) {
-        let kind = match &o.optimizer {
-            Some(name) => OptimizerKind::parse(name).map_err(js)?,
-            None => c.optimizer.map(|x| x.kind).unwrap_or(OptimizerKind::Sgd),
-        };
-        let recipe = c.optimizer.filter(|x| x.kind == kind);
-        let lr = o.learning_rate.or(recipe.map(|x| x.lr)).unwrap_or(model_lr);
-        let base = recipe.unwrap_or(match kind {
-            OptimizerKind::Sgd => CoreOptimizerConfig::plain(lr),
-            OptimizerKind::Lars => CoreOptimizerConfig::lars(lr, 0.0),
-            OptimizerKind::AdamW => CoreOptimizerConfig::adamw(lr, 0.01),
-        });
-        let betas = match o.betas.as_deref() {
-            None => base.betas,
-            Some([a, b]) => (*a, *b),
-            Some(other) => return Err(invalid("betas", "two numbers", format!("{} numbers", other.len()))),
-        };
-        c.optimizer = Some(CoreOptimizerConfig {
-            lr,
-            momentum: o.momentum.unwrap_or(base.momentum),
-            weight_decay: o.weight_decay.unwrap_or(base.weight_decay),
-            nesterov: o.nesterov.unwrap_or(base.nesterov),
-            trust_coefficient: o.trust_coefficient.unwrap_or(base.trust_coefficient),
-            betas,
-            eps: o.eps.unwrap_or(base.eps),
-            ..base
-        });
-    }
+    let overrides = byol::train::OptimizerOverrides {
+        kind: o.optimizer.as_deref().map(OptimizerKind::parse).transpose().map_err(js)?,
+        lr: o.learning_rate,
+        momentum: o.momentum,
+        weight_decay: o.weight_decay,
+        nesterov: o.nesterov,
+        trust_coefficient: o.trust_coefficient,
+        betas: o.betas.as_deref().map(betas).transpose()?,
+        eps: o.eps,
+    };
+    c.override_optimizer(&overrides, model_lr, has_optimizer);
     if let Some(s) = &o.lr_schedule {
         c.lr_schedule = LrSchedule::parse(s).map_err(js)?;
     }
@@ -1529,11 +1507,6 @@ impl Task for FitTask {
             warnings: r.warnings,
             events,
         })
-    }
-
-    fn finally(self, _env: Env) -> Result<()> {
-        self.busy.store(false, Ordering::SeqCst);
-        Ok(())
     }
 }
 

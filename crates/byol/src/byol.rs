@@ -104,13 +104,26 @@ impl Part {
 
 pub struct StepOutput {
     pub loss: Tensor,
+    /// The loss as read for the NaN check (`StepOptions::check_finite`).
+    pub loss_value: Option<f64>,
     pub momentum: f64,
+    /// The online projection of the first view, detached, in float32.
+    pub projection: Tensor,
+    /// False when the loss scaler skipped the update (fp16 overflow).
+    pub stepped: bool,
+}
+
+impl StepOutput {
     /// The collapse monitor: the standard deviation over the batch of the
     /// l2-normalised online projections, averaged over dimensions. About
     /// `1/sqrt(dim)` when healthy, 0 when every image maps to one point.
-    pub projection_std: Tensor,
-    /// False when the loss scaler skipped the update (fp16 overflow).
-    pub stepped: bool,
+    /// Computed on demand, off the training step.
+    pub fn projection_std(&self) -> Result<f64> {
+        let _guard = tch::no_grad_guard();
+        let z = &self.projection;
+        let zn = z.f_div(&z.f_norm_scalaropt_dim(2, [1i64].as_slice(), true)?.f_clamp_min(1e-12)?)?;
+        Ok(zn.f_std_correction([0i64].as_slice(), 1, false)?.f_mean(None)?.f_double_value(&[])?)
+    }
 }
 
 /// How `training_step_with` runs a step.
@@ -328,24 +341,22 @@ impl Byol {
             self.momentum_updated_at = Some(self.global_step);
         }
 
-        let (loss, projection_std) = {
+        let (loss, projection) = {
             let _autocast = Autocast::new(options.precision, self.device)?;
             let (z_online, p0) = self.forward_parts(x0, true)?;
             let z0 = self.forward_momentum_with(x0, true)?;
             let p1 = self.forward_with(x1, true)?;
             let z1 = self.forward_momentum_with(x1, true)?;
             let loss = options.loss.loss(&p0, &z0, &p1, &z1)?.f_to_kind(tch::Kind::Float)?;
-            let _guard = tch::no_grad_guard();
-            let z = z_online.f_detach()?.f_to_kind(tch::Kind::Float)?;
-            let zn = z.f_div(&z.f_norm_scalaropt_dim(2, [1i64].as_slice(), true)?.f_clamp_min(1e-12)?)?;
-            let std = zn.f_std_correction([0i64].as_slice(), 1, false)?.f_mean(None)?;
-            (loss, std)
+            (loss, z_online.f_detach()?.f_to_kind(tch::Kind::Float)?)
         };
+        let mut loss_value = None;
         if options.check_finite {
             let value = loss.f_double_value(&[])?;
             if !value.is_finite() {
                 return Err(Error::NonFinite { step: self.global_step + 1, value, last_good: self.global_step, saved: String::new() });
             }
+            loss_value = Some(value);
         }
 
         // Shallow clones: the optimiser needs `&mut self.optimizer` while they are held.
@@ -365,7 +376,7 @@ impl Byol {
             optimizer.step(params.iter(), grads)?;
         }
         self.global_step += 1;
-        Ok(StepOutput { loss: loss.f_detach()?, momentum, projection_std, stepped })
+        Ok(StepOutput { loss: loss.f_detach()?, loss_value, momentum, projection, stepped })
     }
 
     /// Moves every network and the optimiser's state to `device`.
@@ -391,8 +402,7 @@ impl Byol {
         for part in Part::ALL {
             self.part_mut(part).params.to_channels_last()?;
         }
-        // The optimiser's buffers follow the parameters' old layout; start afresh
-        // only if none exist yet (called before training).
+        // Optimiser buffers may keep the old layout: every update is elementwise.
         Ok(())
     }
 

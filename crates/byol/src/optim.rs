@@ -5,12 +5,14 @@ use crate::error::{Error, Result};
 use crate::amp::{add_scaled, add_scaled_};
 use tch::{Kind, Tensor};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OptimizerKind {
     /// `torch.optim.SGD`.
+    #[serde(rename = "SGD")]
     Sgd,
     /// Layer-wise adaptive rate scaling (You et al. 2017) as the BYOL paper uses
     /// it and `lightly.utils.lars.LARS` implements it.
+    #[serde(rename = "LARS")]
     Lars,
     /// `torch.optim.AdamW`.
     AdamW,
@@ -34,7 +36,7 @@ impl OptimizerKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OptimizerConfig {
     pub kind: OptimizerKind,
     pub lr: f64,

@@ -119,7 +119,60 @@ pub fn paper_recipe(mut c: TrainerConfig, batch_size: usize) -> TrainerConfig {
     c
 }
 
+/// Optimiser settings given next to a recipe; each one given wins.
+#[derive(Clone, Debug, Default)]
+pub struct OptimizerOverrides {
+    pub kind: Option<OptimizerKind>,
+    pub lr: Option<f64>,
+    pub momentum: Option<f64>,
+    pub weight_decay: Option<f64>,
+    pub nesterov: Option<bool>,
+    pub trust_coefficient: Option<f64>,
+    pub betas: Option<(f64, f64)>,
+    pub eps: Option<f64>,
+}
+
+impl OptimizerOverrides {
+    fn any(&self) -> bool {
+        self.kind.is_some()
+            || self.lr.is_some()
+            || self.momentum.is_some()
+            || self.weight_decay.is_some()
+            || self.nesterov.is_some()
+            || self.trust_coefficient.is_some()
+            || self.betas.is_some()
+            || self.eps.is_some()
+    }
+}
+
 impl TrainerConfig {
+    /// Puts `overrides` over the recipe's optimiser. With neither, and no
+    /// optimiser on the model (`model_has_optimizer`), minerva's plain SGD at
+    /// the model's rate; an optimiser the model has is otherwise kept.
+    pub fn override_optimizer(&mut self, o: &OptimizerOverrides, model_lr: f64, model_has_optimizer: bool) {
+        if !o.any() && (self.optimizer.is_some() || model_has_optimizer) {
+            return;
+        }
+        let kind = o.kind.or(self.optimizer.map(|x| x.kind)).unwrap_or(OptimizerKind::Sgd);
+        let recipe = self.optimizer.filter(|x| x.kind == kind);
+        let lr = o.lr.or(recipe.map(|x| x.lr)).unwrap_or(model_lr);
+        let base = recipe.unwrap_or(match kind {
+            OptimizerKind::Sgd => OptimizerConfig::plain(lr),
+            OptimizerKind::Lars => OptimizerConfig::lars(lr, 0.0),
+            OptimizerKind::AdamW => OptimizerConfig::adamw(lr, 0.01),
+        });
+        self.optimizer = Some(OptimizerConfig {
+            lr,
+            momentum: o.momentum.unwrap_or(base.momentum),
+            weight_decay: o.weight_decay.unwrap_or(base.weight_decay),
+            nesterov: o.nesterov.unwrap_or(base.nesterov),
+            trust_coefficient: o.trust_coefficient.unwrap_or(base.trust_coefficient),
+            betas: o.betas.unwrap_or(base.betas),
+            eps: o.eps.unwrap_or(base.eps),
+            ..base
+        });
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.max_epochs.is_none() && self.max_steps.is_none() {
             return Err(Error::invalid("maxEpochs", "maxEpochs or maxSteps (a number >= 1)", "neither"));
@@ -236,34 +289,6 @@ fn lock(model: &Mutex<Byol>) -> Result<std::sync::MutexGuard<'_, Byol>> {
     model.lock().map_err(|_| Error::State("the model was left inconsistent by an earlier panic".into()))
 }
 
-fn optimizer_json(c: &OptimizerConfig, steps: i64) -> serde_json::Value {
-    json!({
-        "kind": c.kind.name(), "lr": c.lr, "momentum": c.momentum, "dampening": c.dampening,
-        "weight_decay": c.weight_decay, "nesterov": c.nesterov, "trust_coefficient": c.trust_coefficient,
-        "betas": [c.betas.0, c.betas.1], "eps": c.eps, "exclude_bias_and_norm": c.exclude_bias_and_norm, "steps": steps,
-    })
-}
-
-fn optimizer_from_json(v: &serde_json::Value) -> Result<(OptimizerConfig, i64)> {
-    let bad = || Error::Checkpoint(format!("trainer.json: optimizer entry is incomplete: {v}"));
-    let f = |k: &str| v.get(k).and_then(serde_json::Value::as_f64).ok_or_else(bad);
-    let b = |k: &str| v.get(k).and_then(serde_json::Value::as_bool).ok_or_else(bad);
-    let betas = v.get("betas").and_then(|b| b.as_array()).ok_or_else(bad)?;
-    let c = OptimizerConfig {
-        kind: OptimizerKind::parse(v.get("kind").and_then(|k| k.as_str()).ok_or_else(bad)?)?,
-        lr: f("lr")?,
-        momentum: f("momentum")?,
-        dampening: f("dampening")?,
-        weight_decay: f("weight_decay")?,
-        nesterov: b("nesterov")?,
-        trust_coefficient: f("trust_coefficient")?,
-        betas: (betas.first().and_then(|x| x.as_f64()).ok_or_else(bad)?, betas.get(1).and_then(|x| x.as_f64()).ok_or_else(bad)?),
-        eps: f("eps")?,
-        exclude_bias_and_norm: b("exclude_bias_and_norm")?,
-    };
-    Ok((c, v.get("steps").and_then(|s| s.as_i64()).unwrap_or(0)))
-}
-
 fn save(model: &Byol, dir: &Path, pos: &Position, config: &TrainerConfig, loader: &DataLoader) -> Result<PathBuf> {
     let optimizer = model.optimizer().ok_or_else(|| Error::State("no optimiser to save".into()))?;
     let state = json!({
@@ -276,7 +301,8 @@ fn save(model: &Byol, dir: &Path, pos: &Position, config: &TrainerConfig, loader
         "schedule": model.schedule_length,
         "momentum_schedule": model.momentum_schedule.name(),
         "base_momentum": model.base_momentum,
-        "optimizer": optimizer_json(&optimizer.config(), optimizer.steps),
+        "optimizer": optimizer.config(),
+        "optimizer_steps": optimizer.steps,
         "base_lr": pos.base_lr,
         "scaler": pos.scaler.as_ref().map(|s| json!({"scale": s.scale, "growth_tracker": s.growth_tracker})),
         "epoch_loss_sum": pos.epoch_loss_sum,
@@ -300,7 +326,9 @@ fn resume(model: &mut Byol, path: &Path, loader: &DataLoader, warnings: &mut Vec
     let (read, mut w) = read_checkpoint_with_fallback(path)?;
     warnings.append(&mut w);
     let s = &read.state;
-    let (opt_config, steps) = optimizer_from_json(&s["optimizer"])?;
+    let opt_config: OptimizerConfig = serde_json::from_value(s["optimizer"].clone())
+        .map_err(|e| Error::Checkpoint(format!("trainer.json: the optimizer entry is not usable: {e}")))?;
+    let steps = s.get("optimizer_steps").and_then(|v| v.as_i64()).unwrap_or(0);
     model.load_state_dict(&read.model.tensors).map_err(|e| {
         Error::Checkpoint(format!("{} was saved from another architecture than this model's: {e}", read.path.display()))
     })?;
@@ -347,6 +375,8 @@ fn resume(model: &mut Byol, path: &Path, loader: &DataLoader, warnings: &mut Vec
 /// its getters stay usable from another thread while this runs.
 pub fn fit(model: &Mutex<Byol>, loader: &DataLoader, config: &TrainerConfig, options: FitOptions, emit: &mut dyn FnMut(Progress)) -> Result<FitResult> {
     config.validate()?;
+    // seed_everything: the step draws nothing, but a custom backbone might.
+    tch::manual_seed(config.seed as i64);
     if let Some(dir) = &config.checkpoint_dir {
         check_writable(dir)?;
     }
@@ -470,7 +500,10 @@ pub fn fit(model: &Mutex<Byol>, loader: &DataLoader, config: &TrainerConfig, opt
                 }
                 Err(e) => return Err(e),
             };
-            let loss = out.loss.f_double_value(&[])?;
+            let loss = match out.loss_value {
+                Some(v) => v,
+                None => out.loss.f_double_value(&[])?,
+            };
             pos.epoch_loss_sum += loss;
             pos.epoch_loss_count += 1;
             pos.batch_in_epoch = index;
@@ -495,7 +528,7 @@ pub fn fit(model: &Mutex<Byol>, loader: &DataLoader, config: &TrainerConfig, opt
                     momentum: out.momentum,
                     images_per_second: rate,
                     eta_seconds: if steps_per_second > 0.0 { (total - step) as f64 / steps_per_second } else { f64::NAN },
-                    projection_std: out.projection_std.f_double_value(&[])?,
+                    projection_std: out.projection_std()?,
                     loss_scale: pos.scaler.as_ref().map(|s| s.scale).unwrap_or(1.0),
                     ..Default::default()
                 });
@@ -522,14 +555,10 @@ pub fn fit(model: &Mutex<Byol>, loader: &DataLoader, config: &TrainerConfig, opt
                     last_checkpoint = Some(path);
                 }
             }
-            if finished(&m) {
-                break;
-            }
-            if epoch_done {
+            if finished(&m) || epoch_done {
                 break;
             }
         }
-        drop(data);
     }
     let m = lock(model)?;
     if let Some(dir) = &config.checkpoint_dir {
