@@ -15,8 +15,14 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 . scripts/env.sh
+# bf16 is emulated, and slower than float32, on CPUs without these instructions.
+if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null; then
+  precision=(--precision bf16-mixed --channels-last)
+else
+  precision=(--precision 32)
+fi
 node dist/cli.js train --data mnist --out runs/demo \
   --width 16 --small-inputs --hidden-dim 1024 --output-dim 128 \
-  --batch-size 32 --min-scale 0.3 --precision bf16-mixed --channels-last \
+  --batch-size 32 --min-scale 0.3 "${precision[@]}" \
   --max-epochs 10 --optimizer sgd --lr 0.05 --momentum 0.9 --weight-decay 5e-4 \
   --base-momentum 0.99 --knn-every-n-epochs 1 --log-every-n-steps 25 "$@"
