@@ -193,9 +193,10 @@ async function train(f: TrainFlags): Promise<void> {
   })
   const evalTrain = evalLoader(data.train, data.imageSize, f.workers, transform)
   const evalVal = evalLoader(data.val, data.imageSize, f.workers, transform)
+  const backbone = backboneOf(f.backbone, f.seed, f.width, Boolean(f.smallInputs))
   const model = new BYOL({
-    backbone: backboneOf(f.backbone, f.seed, f.width, Boolean(f.smallInputs)),
-    projectionHead: new BYOLProjectionHead(f.width * (f.backbone === 'resnet50' ? 32 : 8), f.hiddenDim, f.outputDim, { seed: f.seed }),
+    backbone,
+    projectionHead: new BYOLProjectionHead(backbone.featureDim, f.hiddenDim, f.outputDim, { seed: f.seed }),
     predictionHead: new BYOLPredictionHead(f.outputDim, f.hiddenDim, f.outputDim, { seed: f.seed }),
     device: f.device as never,
   })

@@ -620,8 +620,8 @@ impl NativeByol {
         let prediction_net = share(prediction_head, "predictionHead")?;
         let spec = match (backbone_net, options.backbone_name) {
             (Some(n), _) => BackboneSpec::Network(n),
-            (None, Some(name)) => BackboneSpec::ResNet(ResNetKind::parse(&name).map_err(js)?),
-            (None, None) => BackboneSpec::ResNet(ResNetKind::ResNet18),
+            (None, Some(name)) => BackboneSpec::ResNet(ResNetKind::parse(&name).map_err(js)?, Default::default()),
+            (None, None) => BackboneSpec::ResNet(ResNetKind::ResNet18, Default::default()),
         };
         let config = ByolConfig {
             backbone: spec,

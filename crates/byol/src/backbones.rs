@@ -166,7 +166,7 @@ impl ResNet {
 
     /// Channels of the output.
     pub fn feature_dim(&self) -> i64 {
-        self.options.width * 8 * if self.kind.bottleneck() { 4 } else { 1 }
+        self.kind.feature_dim() / 64 * self.options.width
     }
 
     pub fn forward(&self, p: &Params, x: &Tensor, train: bool) -> Result<Tensor> {

@@ -1,6 +1,6 @@
 //! The BYOL model: minerva's `BYOL` LightningModule, with its training step
 //! done entirely here (momentum update, four forwards, loss, backward, step).
-use crate::backbones::ResNetKind;
+use crate::backbones::{ResNetKind, ResNetOptions};
 use crate::checkpoint::{load_safetensors, save_safetensors};
 use crate::error::{Error, Result};
 use crate::heads::{Head, Preprocess};
@@ -46,7 +46,7 @@ impl MomentumSchedule {
 }
 
 pub enum BackboneSpec {
-    ResNet(ResNetKind),
+    ResNet(ResNetKind, ResNetOptions),
     TorchScript(PathBuf),
     Network(Network),
 }
@@ -65,7 +65,7 @@ pub struct ByolConfig {
 impl Default for ByolConfig {
     fn default() -> Self {
         Self {
-            backbone: BackboneSpec::ResNet(ResNetKind::ResNet18),
+            backbone: BackboneSpec::ResNet(ResNetKind::ResNet18, ResNetOptions::default()),
             projection_head: None,
             prediction_head: None,
             learning_rate: DEFAULT_LEARNING_RATE,
@@ -107,7 +107,7 @@ pub struct StepOutput {
     /// The loss as read for the NaN check (`StepOptions::check_finite`).
     pub loss_value: Option<f64>,
     pub momentum: f64,
-    /// The online projection of the first view, detached, in float32.
+    /// The online projection of the first view, detached.
     pub projection: Tensor,
     /// False when the loss scaler skipped the update (fp16 overflow).
     pub stepped: bool,
@@ -120,7 +120,7 @@ impl StepOutput {
     /// Computed on demand, off the training step.
     pub fn projection_std(&self) -> Result<f64> {
         let _guard = tch::no_grad_guard();
-        let z = &self.projection;
+        let z = self.projection.f_to_kind(tch::Kind::Float)?;
         let zn = z.f_div(&z.f_norm_scalaropt_dim(2, [1i64].as_slice(), true)?.f_clamp_min(1e-12)?)?;
         Ok(zn.f_std_correction([0i64].as_slice(), 1, false)?.f_mean(None)?.f_double_value(&[])?)
     }
@@ -183,7 +183,7 @@ impl Byol {
         }
         let device = config.device;
         let mut backbone = match config.backbone {
-            BackboneSpec::ResNet(kind) => Network::resnet(kind, device)?,
+            BackboneSpec::ResNet(kind, options) => Network::resnet_with(kind, options, device)?,
             BackboneSpec::TorchScript(path) => Network::torchscript(&path, device)?,
             BackboneSpec::Network(n) => n,
         };
@@ -348,7 +348,7 @@ impl Byol {
             let p1 = self.forward_with(x1, true)?;
             let z1 = self.forward_momentum_with(x1, true)?;
             let loss = options.loss.loss(&p0, &z0, &p1, &z1)?.f_to_kind(tch::Kind::Float)?;
-            (loss, z_online.f_detach()?.f_to_kind(tch::Kind::Float)?)
+            (loss, z_online.f_detach()?)
         };
         let mut loss_value = None;
         if options.check_finite {
@@ -478,15 +478,8 @@ impl Byol {
                 let kind = infer_resnet(&dict).map_err(|m| Error::file(path, m))?;
                 // Width and stem are read off conv1's weight: [width, 3, k, k].
                 let conv1 = find(&dict, "backbone.0.weight").map(|t| t.size()).unwrap_or_default();
-                let options = crate::backbones::ResNetOptions {
-                    width: conv1.first().copied().unwrap_or(64),
-                    small_inputs: conv1.get(2) == Some(&3),
-                };
-                if options == crate::backbones::ResNetOptions::default() {
-                    BackboneSpec::ResNet(kind)
-                } else {
-                    BackboneSpec::Network(Network::resnet_with(kind, options, device)?)
-                }
+                let options = ResNetOptions { width: conv1.first().copied().unwrap_or(64), small_inputs: conv1.get(2) == Some(&3) };
+                BackboneSpec::ResNet(kind, options)
             }
         };
         let head = |prefix: &str, preprocess: Preprocess| -> Result<Network> {

@@ -10,7 +10,7 @@ use byol::Error;
 fn small(schedule: i64) -> Byol {
     let head = |i, h, o, p| Network::head(&Head::byol_blocks(i, h, o), p, Device::Cpu).unwrap();
     Byol::new(ByolConfig {
-        backbone: BackboneSpec::ResNet(ResNetKind::ResNet18),
+        backbone: BackboneSpec::ResNet(ResNetKind::ResNet18, Default::default()),
         projection_head: Some(head(512, 16, 8, Preprocess::AvgPoolFlatten)),
         prediction_head: Some(head(8, 16, 8, Preprocess::Identity)),
         schedule,

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 fn small() -> Byol {
     let head = |i, h, o, p| Network::head(&Head::byol_blocks(i, h, o), p, Device::Cpu).unwrap();
     Byol::new(ByolConfig {
-        backbone: BackboneSpec::ResNet(ResNetKind::ResNet18),
+        backbone: BackboneSpec::ResNet(ResNetKind::ResNet18, Default::default()),
         projection_head: Some(head(512, 16, 8, Preprocess::AvgPoolFlatten)),
         prediction_head: Some(head(8, 16, 8, Preprocess::Identity)),
         seed: Some(0),
