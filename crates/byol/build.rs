@@ -1,18 +1,27 @@
-// Compiles the small C++ shim in csrc/ against the headers of the libtorch that
-// torch-sys links (its lib dir's sibling `include`), with the same C++ ABI.
+// Compiles the C++ in csrc/ against the headers of the libtorch that torch-sys
+// links (its lib dir's sibling `include`), with the same C++ ABI: the shim
+// (what tch does not expose) and the compatibility symbols of compat.cpp,
+// linked whole so that they also serve torch-sys's own C++ objects.
 fn main() {
-    println!("cargo:rerun-if-changed=csrc/amp.cpp");
+    println!("cargo:rerun-if-changed=csrc");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    let lib = std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB)");
-    let include = std::path::Path::new(&lib).parent().expect("libtorch lib dir has a parent").join("include");
-    cc::Build::new()
-        .cpp(true)
-        .file("csrc/amp.cpp")
-        .include(&include)
-        .include(include.join("torch/csrc/api/include"))
-        .flag("-std=c++17")
-        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
-        .flag_if_supported("-Wno-unused-parameter")
-        .warnings(false)
-        .compile("byol_amp");
+    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        panic!("torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB); build through scripts/cargo.sh");
+    };
+    let Some(root) = std::path::Path::new(&lib).parent() else {
+        panic!("the libtorch lib folder {lib} has no parent holding `include`");
+    };
+    let include = root.join("include");
+    let cxx = |name: &str| {
+        let mut b = cc::Build::new();
+        b.cpp(true)
+            .file(format!("csrc/{name}.cpp"))
+            .flag("-std=c++17")
+            .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+            .flag_if_supported("-Wno-unused-parameter")
+            .warnings(false);
+        b
+    };
+    cxx("shim").include(&include).include(include.join("torch/csrc/api/include")).compile("byol_shim");
+    cxx("compat").link_lib_modifier("+whole-archive").compile("byol_compat");
 }

@@ -1,4 +1,4 @@
-//! Mixed precision: autocast through the C++ shim in `csrc/amp.cpp`, and the
+//! Mixed precision: autocast through the C++ shim in `csrc/shim.cpp`, and the
 //! dynamic loss scaler that fp16 needs (`torch.amp.GradScaler`'s rule).
 use crate::error::{Error, Result};
 use tch::{Device, Kind, Tensor};

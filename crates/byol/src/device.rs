@@ -62,3 +62,56 @@ pub fn set_thread_count(n: i32) {
     tch::set_num_threads(n);
     let _ = tch::get_num_threads();
 }
+
+extern "C" {
+    fn byol_cpu_capability(out: *mut std::os::raw::c_char, len: usize) -> i32;
+}
+
+/// libtorch's kernel level on this CPU (`"AVX512"`, `"AVX2"`, `"DEFAULT"`), as
+/// `torch.backends.cpu.get_cpu_capability()` says it.
+pub fn cpu_capability() -> Option<String> {
+    let mut buf = [0 as std::os::raw::c_char; 64];
+    // SAFETY: the shim writes at most `buf.len()` bytes, NUL-terminated, and
+    // catches every C++ exception.
+    if unsafe { byol_cpu_capability(buf.as_mut_ptr(), buf.len()) } != 0 {
+        return None;
+    }
+    // SAFETY: NUL-terminated within `buf` (see above).
+    Some(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+}
+
+/// The names of the CUDA devices (`torch.cuda.get_device_name(i)`), read from
+/// the driver; empty where there is no driver or no GPU. libtorch does not
+/// export the name, and the driver API is stable and tiny.
+pub fn cuda_device_names() -> Vec<String> {
+    type Init = unsafe extern "C" fn(u32) -> i32;
+    type Count = unsafe extern "C" fn(*mut i32) -> i32;
+    type Get = unsafe extern "C" fn(*mut i32, i32) -> i32;
+    type Name = unsafe extern "C" fn(*mut std::os::raw::c_char, i32, i32) -> i32;
+    // SAFETY: libcuda's C entry points with their documented signatures; each
+    // result code is checked before its output is read, and the name buffer
+    // is NUL-terminated by the driver within the length given.
+    unsafe {
+        let Ok(lib) = libloading::Library::new("libcuda.so.1") else { return Vec::new() };
+        let (Ok(init), Ok(count), Ok(get), Ok(name)) = (
+            lib.get::<Init>(b"cuInit\0"),
+            lib.get::<Count>(b"cuDeviceGetCount\0"),
+            lib.get::<Get>(b"cuDeviceGet\0"),
+            lib.get::<Name>(b"cuDeviceGetName\0"),
+        ) else {
+            return Vec::new();
+        };
+        let mut n = 0;
+        if init(0) != 0 || count(&mut n) != 0 {
+            return Vec::new();
+        }
+        (0..n)
+            .filter_map(|i| {
+                let mut device = 0;
+                let mut buf = [0 as std::os::raw::c_char; 256];
+                (get(&mut device, i) == 0 && name(buf.as_mut_ptr(), buf.len() as i32, device) == 0)
+                    .then(|| std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned())
+            })
+            .collect()
+    }
+}

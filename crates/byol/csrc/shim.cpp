@@ -1,12 +1,12 @@
-// What tch does not expose, for the training step: autocast controls, and
-// `add` with an `alpha` (PyTorch's optimisers step with `p.add_(d, alpha=-lr)`,
-// one rounding; `p += d * -lr` rounds twice and BYOL amplifies the difference).
-//
-// Autocast controls that tch does not expose: tch's `autocast` only switches
-// CUDA autocast on with its default dtype (fp16). BYOL in bf16 needs the dtype,
-// and CPU autocast needs the CPU device type. Exceptions never cross into Rust.
+// What tch does not expose: autocast controls (tch's `autocast` only switches
+// CUDA autocast on with fp16; BYOL in bf16 needs the dtype, and CPU autocast
+// the CPU device type), `add` with an `alpha` (PyTorch's optimisers step with
+// `p.add_(d, alpha=-lr)`, one rounding; `p += d * -lr` rounds twice and BYOL
+// amplifies the difference), and libtorch's CPU capability. Exceptions never
+// cross into Rust.
 #include <ATen/autocast_mode.h>
 #include <ATen/ATen.h>
+#include <ATen/Version.h>
 #include <cstring>
 #include <string>
 
@@ -67,6 +67,23 @@ at::Tensor* byol_add(const at::Tensor* self, const at::Tensor* other, double alp
   } catch (const std::exception& e) {
     last_error = e.what();
     return nullptr;
+  }
+}
+
+// libtorch's kernel level on this CPU ("AVX512", "AVX2", "DEFAULT"), as
+// torch.backends.cpu.get_cpu_capability(), NUL-terminated in `out` (at most
+// `len` bytes). Returns 0, or -1 (see byol_last_error).
+int byol_cpu_capability(char* out, size_t len) {
+  try {
+    std::string c = at::get_cpu_capability();
+    if (len == 0) return -1;
+    size_t n = std::min(c.size(), len - 1);
+    std::memcpy(out, c.data(), n);
+    out[n] = '\0';
+    return 0;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+    return -1;
   }
 }
 
