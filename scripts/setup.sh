@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v cargo >/dev/null || { echo "setup: needs Rust (cargo); install it with rustup" >&2; exit 1; }
 command -v node >/dev/null || { echo "setup: needs Node.js >= 20.19" >&2; exit 1; }
-bash scripts/setup-torch.sh --reference
+node scripts/install-libtorch.cjs --reference reference/requirements.txt
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
