@@ -1,5 +1,5 @@
 /**
- * The `byol-torch` command as a user runs it (the built dist/cli.js).
+ * The `byol-torch` command as a user runs it (the built dist/cli/index.js).
  */
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
@@ -7,7 +7,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { reference, root, tmpdir } from './helpers'
 
-const cli = path.join(root, 'dist', 'cli.js')
+const cli = path.join(root, 'dist', 'cli', 'index.js')
 const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' })
 
 let images: string
@@ -21,7 +21,7 @@ test.before(() => {
 test.serial('every subcommand has --help listing its flags', (t) => {
   const top = run(['--help'])
   t.is(top.status, 0)
-  for (const c of ['train', 'embed', 'eval', 'report']) t.regex(top.stdout, new RegExp(c))
+  for (const c of ['train', 'embed', 'eval', 'report', 'doctor']) t.regex(top.stdout, new RegExp(c))
   const train = run(['train', '--help']).stdout
   for (const flag of ['--max-epochs', '--max-steps', '--device', '--precision', '--log-every-n-steps', '--checkpoint-dir', '--checkpoint-every-n-steps', '--seed', '--recipe', '--optimizer', '--lr', '--weight-decay', '--nesterov', '--warmup-epochs', '--lr-schedule', '--knn-every-n-epochs', '--resume']) {
     t.true(train.includes(flag), flag)

@@ -10,7 +10,7 @@ export const python = path.join(process.env.BYOL_TORCH_HOME || path.join(os.home
 /** Runs the PyTorch reference; throws (failing the test) when it cannot run. */
 export function reference(args: string[]): any {
   if (!fs.existsSync(python)) {
-    throw new Error(`the PyTorch reference cannot run: ${python} is missing (run: bash scripts/setup-torch.sh --reference)`)
+    throw new Error(`the PyTorch reference cannot run: ${python} is missing (run: bash scripts/setup.sh)`)
   }
   const out = execFileSync(python, [path.join(root, 'reference', 'byol_reference.py'), ...args], {
     encoding: 'utf8',

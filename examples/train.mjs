@@ -12,6 +12,8 @@ import {
   DataLoader,
   knnAccuracy,
   mnist,
+  mnistRecipe,
+  mnistViews,
   randomSplit,
   resnet18,
   setNumThreads,
@@ -21,7 +23,6 @@ import {
 const { values } = parseArgs({
   options: {
     steps: { type: 'string', default: '2500' },
-    batch: { type: 'string', default: '32' },
     // 2 cores: one for the data worker, one for libtorch (oversubscribing is slower)
     threads: { type: 'string', default: '1' },
     seed: { type: 'string', default: '0' },
@@ -31,27 +32,16 @@ const seed = Number(values.seed)
 setNumThreads(Number(values.threads))
 
 const [train, heldOut] = randomSplit(mnist(), [8000, 2000], { seed })
-// Digits are gray and centred: milder crops, no flips, hue, saturation or solarisation.
-const transform = new BYOLTransform({
-  inputSize: 28,
-  minScale: 0.3,
-  hfProb: 0,
-  cjHue: 0,
-  cjSat: 0,
-  randomGrayScale: 0,
-  view1: { gaussianBlur: 0.5, solarization: 0 },
-  view2: { gaussianBlur: 0.1, solarization: 0 },
-  normalize: { mean: [0.13, 0.13, 0.13], std: [0.31, 0.31, 0.31] },
-  seed,
-})
-const loader = new DataLoader(train, { batchSize: Number(values.batch), transform, dropLast: true, seed, numWorkers: 1, prefetch: 4 })
-// A narrow ResNet18 (16 channels in the first stage) with the small-image stem:
-// 28x28 digits keep their detail, and a step costs what a full-width one does
-// on the standard stem.
+// BYOL's views tuned for gray, centred digits, and the demo's recipe (src/presets.ts).
+const transform = new BYOLTransform(mnistViews({ seed }))
+const loader = new DataLoader(train, { batchSize: mnistRecipe.batchSize, transform, dropLast: true, seed, numWorkers: 1, prefetch: 4 })
+const { width, smallInputs } = mnistRecipe.backbone
+const { hiddenDim, outputDim } = mnistRecipe.heads
+const backbone = resnet18({ seed, width, smallInputs })
 const model = new BYOL({
-  backbone: resnet18({ seed, width: 16, smallInputs: true }),
-  projectionHead: new BYOLProjectionHead(128, 1024, 128, { seed }),
-  predictionHead: new BYOLPredictionHead(128, 1024, 128, { seed }),
+  backbone,
+  projectionHead: new BYOLProjectionHead(backbone.featureDim, hiddenDim, outputDim, { seed }),
+  predictionHead: new BYOLPredictionHead(outputDim, hiddenDim, outputDim, { seed }),
 })
 
 // Features in eval mode of unaugmented digits, normalised as the views are.
@@ -70,11 +60,7 @@ const trainer = new Trainer({
   // autocast with channels_last about doubles the CPU's speed on these convolutions.
   precision: 'bf16-mixed',
   channelsLast: true,
-  optimizer: 'sgd',
-  learningRate: 0.05,
-  momentum: 0.9,
-  weightDecay: 5e-4,
-  baseMomentum: 0.99,
+  ...mnistRecipe.trainer,
 })
 await trainer.fit(model, loader, {
   onProgress: (e) => {

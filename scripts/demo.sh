@@ -5,12 +5,10 @@
 # at random initialisation. Writes runs/demo/ (model, torchvision-keyed
 # backbone, metrics.jsonl, report.html). Extra flags go to `byol-torch train`.
 #
-# Why these settings: BYOL gains on a random ResNet only after a couple of
-# thousand steps, so the demo buys steps. Small batches (32) give 4x the steps
-# of 128 per epoch; bfloat16 autocast with channels_last runs the narrow
-# convolutions about twice as fast as float32 on CPUs with AVX-512 BF16; a
-# constant learning rate kept improving where a cosine decay stalled (75.6%
-# against 85.6% after 8 epochs).
+# The settings are `mnistRecipe` (src/presets.ts, where they are explained);
+# bfloat16 autocast with channels_last runs its narrow convolutions about
+# twice as fast as float32 on CPUs with AVX-512 BF16. BYOL_TORCH_FAST_DEV_RUN=N
+# cuts the run to N steps (the README's test does so).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -21,8 +19,5 @@ if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null; then
 else
   precision=(--precision 32)
 fi
-node dist/cli.js train --data mnist --out runs/demo \
-  --width 16 --small-inputs --hidden-dim 1024 --output-dim 128 \
-  --batch-size 32 --min-scale 0.3 "${precision[@]}" \
-  --max-epochs 10 --optimizer sgd --lr 0.05 --momentum 0.9 --weight-decay 5e-4 \
-  --base-momentum 0.99 --knn-every-n-epochs 1 --log-every-n-steps 25 "$@"
+node dist/cli/index.js train --data mnist --preset mnist --out runs/demo "${precision[@]}" \
+  --max-epochs 10 --knn-every-n-epochs 1 --log-every-n-steps 25 "$@"

@@ -5,6 +5,8 @@ import { native } from './native'
 import type { NativeByol, OptimizerConfig } from './native.generated'
 import {
   Backbone,
+  BYOLPredictionHead,
+  BYOLProjectionHead,
   fromNativeDict,
   Module,
   NegativeCosineSimilarity,
@@ -109,11 +111,11 @@ export class BYOL {
           ),
       )
     }
-    this.backbone = options.backbone instanceof Backbone ? options.backbone : new Backbone(this.native.part('backbone'))
-    this.projectionHead = options.projectionHead ?? new ProjectionHead(this.native.part('projection_head'))
-    this.predictionHead = options.predictionHead ?? new ProjectionHead(this.native.part('prediction_head'))
-    this.backboneMomentum = new Backbone(this.native.part('backbone_momentum'))
-    this.projectionHeadMomentum = new ProjectionHead(this.native.part('projection_head_momentum'))
+    this.backbone = options.backbone instanceof Backbone ? options.backbone : Backbone.wrap(this.native.part('backbone'))
+    this.projectionHead = options.projectionHead ?? new BYOLProjectionHead(this.native.part('projection_head'))
+    this.predictionHead = options.predictionHead ?? new BYOLPredictionHead(this.native.part('prediction_head'))
+    this.backboneMomentum = Backbone.wrap(this.native.part('backbone_momentum'))
+    this.projectionHeadMomentum = new BYOLProjectionHead(this.native.part('projection_head_momentum'))
   }
 
   /** Loads a model written by `save()` or by PyTorch (`save_file(model.state_dict(), path)`). */
@@ -206,13 +208,13 @@ export class BYOL {
   /** `forward(x)`: `predictionHead(projectionHead(backbone(x)))`. */
   forward(x: Tensor): Tensor {
     if (!(x instanceof Tensor)) throw typeError('x', 'a Tensor', x)
-    return new Tensor(guard(() => this.native.forward(x.native)))
+    return Tensor.wrap(guard(() => this.native.forward(x.native)))
   }
 
   /** `forward_momentum(x)`: `projectionHeadMomentum(backboneMomentum(x))`, detached. */
   forwardMomentum(x: Tensor): Tensor {
     if (!(x instanceof Tensor)) throw typeError('x', 'a Tensor', x)
-    return new Tensor(guard(() => this.native.forwardMomentum(x.native)))
+    return Tensor.wrap(guard(() => this.native.forwardMomentum(x.native)))
   }
 
   /**
@@ -226,7 +228,7 @@ export class BYOL {
     if (!(x0 instanceof Tensor)) throw typeError('batch[0]', 'a Tensor', x0)
     if (!(x1 instanceof Tensor)) throw typeError('batch[1]', 'a Tensor', x1)
     checkNumber('batchIdx', batchIdx, { integer: true, min: 0 })
-    return new Tensor(guard(() => this.native.trainingStep(x0.native, x1.native)))
+    return Tensor.wrap(guard(() => this.native.trainingStep(x0.native, x1.native)))
   }
 
   /** `configure_optimizers()`: SGD at `learningRate`, which `trainingStep` then uses. */

@@ -12,7 +12,13 @@ import { BYOLTransform } from './transforms'
 /** A dataset of images with labels (labels are kept for evaluation; BYOL does not use them). */
 export class Dataset {
   /** @internal */
-  constructor(readonly native: NativeDataset) {}
+  readonly native: NativeDataset
+
+  /** Datasets are made by `TensorDataset`, `ImageFolder`, `mnist()` and `subset()`. */
+  protected constructor(handle: unknown) {
+    if (!(handle instanceof native.NativeDataset)) throw typeError('handle', 'a dataset made by byol-torch', handle)
+    this.native = handle
+  }
 
   /** Number of items. */
   get length(): number {
@@ -28,14 +34,21 @@ export class Dataset {
   subset(indices: readonly number[]): Dataset {
     if (!Array.isArray(indices)) throw typeError('indices', 'an array of item indices', indices)
     indices.forEach((i, k) => checkNumber(`indices[${k}]`, i, { integer: true, min: 0 }))
-    return new Dataset(guard(() => this.native.subset([...indices])))
+    return new Subset(guard(() => this.native.subset([...indices])))
   }
 
   /** Item `index` as a `[3, H, W]` uint8 RGB tensor, or `null` if it cannot be read. */
   get(index: number): Tensor | null {
     checkNumber('index', index, { integer: true, min: 0 })
     const t = guard(() => this.native.get(index))
-    return t ? new Tensor(t) : null
+    return t ? Tensor.wrap(t) : null
+  }
+}
+
+/** The items of another dataset at some indices (`torch.utils.data.Subset`). */
+class Subset extends Dataset {
+  constructor(handle: NativeDataset) {
+    super(handle)
   }
 }
 
@@ -205,7 +218,7 @@ export class DataLoader {
         }
         const [x0, x1] = batch.views()
         if (batch.labels.length === 0) continue
-        yield [new Tensor(x0), new Tensor(x1), batch.labels]
+        yield [Tensor.wrap(x0), Tensor.wrap(x1), batch.labels]
       }
     } finally {
       this.native.close()

@@ -2,8 +2,9 @@
  * byol-torch: BYOL self-supervised training for Node.js on libtorch, with the
  * API of minerva's `minerva.models.ssl.byol` in camelCase.
  */
-export { libtorch, LibtorchNotFoundError, TORCH_VERSION, INSTALL_COMMAND } from './native'
-export type { LibtorchLocation } from './native'
+export { LibtorchNotFoundError, TORCH_VERSION, INSTALL_COMMAND, VERSION } from './locate'
+export type { LibtorchLocation } from './locate'
+export { libtorch } from './native'
 export {
   Tensor,
   randn,
@@ -40,4 +41,5 @@ export type { Batch, DataLoaderOptions, ImageFolderOptions, TensorDatasetOptions
 export { knnAccuracy, linearProbe } from './eval'
 export type { Features, Embedding, KnnOptions, LinearProbeOptions, LinearProbeResult } from './eval'
 export { Trainer, AbortError } from './train'
+export { mnistViews, mnistRecipe } from './presets'
 export type { TrainerOptions, FitOptions, FitResult, TrainingEvent, TrainerMetrics, Precision } from './train'

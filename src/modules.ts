@@ -11,7 +11,7 @@ export function fromNativeDict(d: NativeStateDict): StateDict {
   const out: StateDict = {}
   for (const k of d.keys()) {
     const t = d.get(k)
-    if (t) out[k] = new Tensor(t)
+    if (t) out[k] = Tensor.wrap(t)
   }
   return out
 }
@@ -50,12 +50,23 @@ export interface ModuleOptions {
 /** A network (`torch.nn.Module`): a backbone, a head, or a momentum copy of one. */
 export class Module {
   /** @internal */
-  constructor(readonly native: NativeModule) {}
+  readonly native: NativeModule
+
+  /** Modules are made by `resnet18()`, `Backbone.fromTorchScript()`, the head classes and `BYOL`. */
+  protected constructor(handle: unknown) {
+    if (!(handle instanceof native.NativeModule)) throw typeError('handle', 'a module made by byol-torch', handle)
+    this.native = handle
+  }
+
+  /** @internal */
+  static wrap(handle: NativeModule): Module {
+    return new Module(handle)
+  }
 
   /** `module(x)` / `module.forward(x)`. */
   forward(x: Tensor): Tensor {
     if (!(x instanceof Tensor)) throw typeError('x', 'a Tensor', x)
-    return new Tensor(guard(() => this.native.forward(x.native)))
+    return Tensor.wrap(guard(() => this.native.forward(x.native)))
   }
 
   /** `module.training`. */
@@ -102,12 +113,17 @@ export class Module {
 
   /** `copy.deepcopy(module)`. */
   deepCopy(): Module {
-    return new Module(guard(() => this.native.deepCopy()))
+    return Module.wrap(guard(() => this.native.deepCopy()))
   }
 }
 
 /** A feature extractor: a ResNet trunk or a TorchScript module. */
 export class Backbone extends Module {
+  /** @internal */
+  static wrap(handle: NativeModule): Backbone {
+    return new Backbone(handle)
+  }
+
   /**
    * Loads a module saved with `torch.jit.save(torch.jit.script(model), path)`
    * (or `torch.jit.trace`): the Node form of minerva's `backbone: nn.Module`.
@@ -115,7 +131,7 @@ export class Backbone extends Module {
    */
   static fromTorchScript(path: string, options: { device?: DeviceName } = {}): Backbone {
     if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
-    return new Backbone(guard(() => native.torchscript(path, options.device ?? 'cpu')))
+    return Backbone.wrap(guard(() => native.torchscript(path, options.device ?? 'cpu')))
   }
 
   /** `'resnet18'`, `'resnet34'`, `'resnet50'` or `'torchscript'`. */
@@ -152,7 +168,7 @@ function makeResnet(name: string, options: ResNetOptions): Backbone {
   if (options.seed !== undefined) checkNumber('options.seed', options.seed, { integer: true })
   const width = options.width === undefined ? undefined : checkNumber('options.width', options.width, { integer: true, min: 1 })
   if (options.smallInputs !== undefined && typeof options.smallInputs !== 'boolean') throw typeError('options.smallInputs', 'a boolean', options.smallInputs)
-  return new Backbone(guard(() => native.resnet(name, options.device ?? 'cpu', options.seed, width, options.smallInputs)))
+  return Backbone.wrap(guard(() => native.resnet(name, options.device ?? 'cpu', options.seed, width, options.smallInputs)))
 }
 
 /**
@@ -207,14 +223,16 @@ function toNativeBlocks(blocks: readonly Block[]) {
 export class ProjectionHead extends Module {
   constructor(blocks: readonly Block[], options?: ModuleOptions)
   /** @internal */
-  constructor(blocks: readonly Block[] | NativeModule, options?: ModuleOptions, preprocess?: 'identity' | 'avgpool')
+  constructor(handle: NativeModule)
+  /** @internal */
+  constructor(blocks: readonly Block[], options: ModuleOptions, preprocess: 'identity' | 'avgpool')
   constructor(blocks: readonly Block[] | NativeModule, options: ModuleOptions = {}, preprocess: 'identity' | 'avgpool' = 'identity') {
-    if (Array.isArray(blocks)) {
-      const specs = toNativeBlocks(blocks as readonly Block[])
+    if (blocks instanceof native.NativeModule) {
+      super(blocks)
+    } else {
+      const specs = toNativeBlocks(blocks)
       if (options.seed !== undefined) checkNumber('options.seed', options.seed, { integer: true })
       super(guard(() => native.projectionHead(specs, preprocess, options.device ?? 'cpu', options.seed)))
-    } else {
-      super(blocks as NativeModule)
     }
   }
 
@@ -226,7 +244,7 @@ export class ProjectionHead extends Module {
   /** `head.preprocess_step(x)`: identity here; pool and flatten in `BYOLProjectionHead`. */
   preprocessStep(x: Tensor): Tensor {
     if (!(x instanceof Tensor)) throw typeError('x', 'a Tensor', x)
-    return new Tensor(guard(() => this.native.preprocessStep(x.native)))
+    return Tensor.wrap(guard(() => this.native.preprocessStep(x.native)))
   }
 }
 
@@ -243,8 +261,12 @@ function byolBlocks(inputDim: number, hiddenDim: number, outputDim: number): Blo
  * pooling to 1x1, then flatten), so it takes the trunk's `[N, C, H, W]` output.
  */
 export class BYOLProjectionHead extends ProjectionHead {
-  constructor(inputDim = 2048, hiddenDim = 4096, outputDim = 256, options: ModuleOptions = {}) {
-    super(byolBlocks(inputDim, hiddenDim, outputDim), options, 'avgpool')
+  constructor(inputDim?: number, hiddenDim?: number, outputDim?: number, options?: ModuleOptions)
+  /** @internal */
+  constructor(handle: NativeModule)
+  constructor(inputDim: number | NativeModule = 2048, hiddenDim = 4096, outputDim = 256, options: ModuleOptions = {}) {
+    if (inputDim instanceof native.NativeModule) super(inputDim)
+    else super(byolBlocks(inputDim, hiddenDim, outputDim), options, 'avgpool')
   }
 
   /** `head.avgpool`: `nn.AdaptiveAvgPool2d((1, 1))`. */
@@ -255,8 +277,12 @@ export class BYOLProjectionHead extends ProjectionHead {
 
 /** minerva's `BYOLPredictionHead(input_dim=256, hidden_dim=4096, output_dim=256)`. */
 export class BYOLPredictionHead extends ProjectionHead {
-  constructor(inputDim = 256, hiddenDim = 4096, outputDim = 256, options: ModuleOptions = {}) {
-    super(byolBlocks(inputDim, hiddenDim, outputDim), options, 'identity')
+  constructor(inputDim?: number, hiddenDim?: number, outputDim?: number, options?: ModuleOptions)
+  /** @internal */
+  constructor(handle: NativeModule)
+  constructor(inputDim: number | NativeModule = 256, hiddenDim = 4096, outputDim = 256, options: ModuleOptions = {}) {
+    if (inputDim instanceof native.NativeModule) super(inputDim)
+    else super(byolBlocks(inputDim, hiddenDim, outputDim), options, 'identity')
   }
 }
 
@@ -265,6 +291,6 @@ export class NegativeCosineSimilarity {
   forward(x0: Tensor, x1: Tensor): Tensor {
     if (!(x0 instanceof Tensor)) throw typeError('x0', 'a Tensor', x0)
     if (!(x1 instanceof Tensor)) throw typeError('x1', 'a Tensor', x1)
-    return new Tensor(guard(() => native.negativeCosineSimilarity(x0.native, x1.native)))
+    return Tensor.wrap(guard(() => native.negativeCosineSimilarity(x0.native, x1.native)))
   }
 }

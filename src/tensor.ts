@@ -35,7 +35,16 @@ export function checkShape(shape: unknown, arg = 'shape'): number[] {
 /** A libtorch tensor (`torch.Tensor`). */
 export class Tensor {
   /** @internal */
-  constructor(readonly native: NativeTensor) {}
+  readonly native: NativeTensor
+
+  private constructor(native: NativeTensor) {
+    this.native = native
+  }
+
+  /** @internal */
+  static wrap(native: NativeTensor): Tensor {
+    return new Tensor(native)
+  }
 
   /**
    * Makes a tensor from a typed array in row-major order. The values are copied
@@ -45,7 +54,7 @@ export class Tensor {
     const dtype = dtypeOf(data)
     checkShape(shape)
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-    return new Tensor(guard(() => native.tensorFromBytes(bytes, [...shape], dtype, options.device ?? 'cpu')))
+    return Tensor.wrap(guard(() => native.tensorFromBytes(bytes, [...shape], dtype, options.device ?? 'cpu')))
   }
 
   /** `tensor.shape`. */
@@ -75,7 +84,7 @@ export class Tensor {
 
   /** `tensor.to(device)`. */
   to(device: DeviceName): Tensor {
-    return new Tensor(guard(() => this.native.to(device)))
+    return Tensor.wrap(guard(() => this.native.to(device)))
   }
 
   /**
@@ -107,13 +116,13 @@ export interface RandomOptions extends TensorOptions {
 export function randn(shape: readonly number[], options: RandomOptions = {}): Tensor {
   checkShape(shape)
   if (options.seed !== undefined) checkNumber('options.seed', options.seed, { integer: true })
-  return new Tensor(guard(() => native.randn([...shape], options.seed, options.device ?? 'cpu')))
+  return Tensor.wrap(guard(() => native.randn([...shape], options.seed, options.device ?? 'cpu')))
 }
 
 /** `torch.zeros(shape)`, float32. */
 export function zeros(shape: readonly number[], options: TensorOptions = {}): Tensor {
   checkShape(shape)
-  return new Tensor(guard(() => native.zeros([...shape], options.device ?? 'cpu')))
+  return Tensor.wrap(guard(() => native.zeros([...shape], options.device ?? 'cpu')))
 }
 
 /** `torch.manual_seed(seed)`. */

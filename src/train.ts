@@ -67,6 +67,12 @@ export interface TrainerOptions {
    * faster with 0.99 or less.
    */
   baseMomentum?: number
+  /**
+   * Lightning's `fast_dev_run`: stop after at most this many steps, to
+   * smoke-test a script end to end. Default: the environment variable
+   * `BYOL_TORCH_FAST_DEV_RUN` if set, else no cap.
+   */
+  fastDevRun?: number
 }
 
 /** One report from a running `fit`. */
@@ -206,6 +212,7 @@ export class Trainer {
       channelsLast: o.channelsLast ?? false,
       knnEveryNEpochs: optionalInt(o, 'knnEveryNEpochs', 1),
       baseMomentum: num('baseMomentum', { min: 0 }),
+      fastDevRun: optionalInt(o, 'fastDevRun', 1),
     }
     if (o.checkpointDir !== undefined && typeof o.checkpointDir !== 'string') throw typeError('checkpointDir', 'a folder path string', o.checkpointDir)
     if (o.nesterov !== undefined && typeof o.nesterov !== 'boolean') throw typeError('nesterov', 'a boolean', o.nesterov)

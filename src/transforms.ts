@@ -32,56 +32,56 @@ function flags(arg: string, x: Tensor, v: Flags): boolean[] {
 /** `horizontal_flip` of the images whose flag is set (default: all). */
 export function hflip(images: Tensor, apply: Flags = true): Tensor {
   const x = tensorArg(images)
-  return new Tensor(guard(() => native.transformHflip(x.native, flags('apply', x, apply))))
+  return Tensor.wrap(guard(() => native.transformHflip(x.native, flags('apply', x, apply))))
 }
 
 /** `rgb_to_grayscale`: one channel of ITU-R 601-2 luma. */
 export function rgbToGrayscale(images: Tensor): Tensor {
-  return new Tensor(guard(() => native.transformRgbToGrayscale(tensorArg(images).native)))
+  return Tensor.wrap(guard(() => native.transformRgbToGrayscale(tensorArg(images).native)))
 }
 
 /** Grayscale, kept as 3 channels, for the images whose flag is set. */
 export function randomGrayscale(images: Tensor, apply: Flags): Tensor {
   const x = tensorArg(images)
-  return new Tensor(guard(() => native.transformRandomGrayscale(x.native, flags('apply', x, apply))))
+  return Tensor.wrap(guard(() => native.transformRandomGrayscale(x.native, flags('apply', x, apply))))
 }
 
 /** `adjust_brightness`. */
 export function adjustBrightness(images: Tensor, factor: PerImage): Tensor {
-  return new Tensor(guard(() => native.transformAdjust(tensorArg(images).native, 'brightness', values('brightnessFactor', factor))))
+  return Tensor.wrap(guard(() => native.transformAdjust(tensorArg(images).native, 'brightness', values('brightnessFactor', factor))))
 }
 
 /** `adjust_contrast`. */
 export function adjustContrast(images: Tensor, factor: PerImage): Tensor {
-  return new Tensor(guard(() => native.transformAdjust(tensorArg(images).native, 'contrast', values('contrastFactor', factor))))
+  return Tensor.wrap(guard(() => native.transformAdjust(tensorArg(images).native, 'contrast', values('contrastFactor', factor))))
 }
 
 /** `adjust_saturation`. */
 export function adjustSaturation(images: Tensor, factor: PerImage): Tensor {
-  return new Tensor(guard(() => native.transformAdjust(tensorArg(images).native, 'saturation', values('saturationFactor', factor))))
+  return Tensor.wrap(guard(() => native.transformAdjust(tensorArg(images).native, 'saturation', values('saturationFactor', factor))))
 }
 
 /** `adjust_hue`, factors in `[-0.5, 0.5]` turns of the hue circle. */
 export function adjustHue(images: Tensor, factor: PerImage): Tensor {
-  return new Tensor(guard(() => native.transformAdjust(tensorArg(images).native, 'hue', values('hueFactor', factor))))
+  return Tensor.wrap(guard(() => native.transformAdjust(tensorArg(images).native, 'hue', values('hueFactor', factor))))
 }
 
 /** `solarize`: `1 - x` where `x >= threshold`, for the images whose flag is set. */
 export function solarize(images: Tensor, threshold = 0.5, apply: Flags = true): Tensor {
   const x = tensorArg(images)
   checkNumber('threshold', threshold)
-  return new Tensor(guard(() => native.transformSolarize(x.native, threshold, flags('apply', x, apply))))
+  return Tensor.wrap(guard(() => native.transformSolarize(x.native, threshold, flags('apply', x, apply))))
 }
 
 /** `gaussian_blur` with an odd square kernel and one sigma per image (reflect padding). */
 export function gaussianBlur(images: Tensor, kernelSize: number, sigma: PerImage): Tensor {
   checkNumber('kernelSize', kernelSize, { integer: true })
-  return new Tensor(guard(() => native.transformGaussianBlur(tensorArg(images).native, kernelSize, values('sigma', sigma))))
+  return Tensor.wrap(guard(() => native.transformGaussianBlur(tensorArg(images).native, kernelSize, values('sigma', sigma))))
 }
 
 /** `normalize`: `(x - mean) / std` per channel. Defaults: ImageNet statistics. */
 export function normalize(images: Tensor, mean: readonly number[] = [0.485, 0.456, 0.406], std: readonly number[] = [0.229, 0.224, 0.225]): Tensor {
-  return new Tensor(guard(() => native.transformNormalize(tensorArg(images).native, values('mean', mean), values('std', std))))
+  return Tensor.wrap(guard(() => native.transformNormalize(tensorArg(images).native, values('mean', mean), values('std', std))))
 }
 
 /** A crop box in pixels: `[top, left, height, width]`. */
@@ -95,7 +95,7 @@ export function resizedCrop(images: Tensor, boxes: readonly CropBox[], size: num
     b.forEach((v, j) => checkNumber(`boxes[${i}][${j}]`, v, { integer: true }))
   })
   checkNumber('size', size, { integer: true })
-  return new Tensor(guard(() => native.transformResizedCrop(tensorArg(images).native, boxes.map((b) => [...b]), size)))
+  return Tensor.wrap(guard(() => native.transformResizedCrop(tensorArg(images).native, boxes.map((b) => [...b]), size)))
 }
 
 /** Per-view settings: BYOL's views differ in blur and solarisation. */
@@ -201,6 +201,6 @@ export class BYOLTransform {
   /** The two views `[x0, x1]` of a `[N, C, H, W]` batch (uint8, or float in [0, 1]). */
   apply(images: Tensor): [Tensor, Tensor] {
     const [a, b] = guard(() => this.native.apply(tensorArg(images).native))
-    return [new Tensor(a), new Tensor(b)]
+    return [Tensor.wrap(a), Tensor.wrap(b)]
   }
 }

@@ -202,6 +202,24 @@ pub fn cuda_device_count() -> u32 {
     byol::device::cuda_device_count() as u32
 }
 
+/// The addon's version (its crate's, kept equal to the npm package's).
+#[napi]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// libtorch's kernel level on this CPU, e.g. `"AVX512"`.
+#[napi]
+pub fn cpu_capability() -> Option<String> {
+    byol::device::cpu_capability()
+}
+
+/// The names of the CUDA devices, from the driver.
+#[napi]
+pub fn cuda_device_names() -> Vec<String> {
+    byol::device::cuda_device_names()
+}
+
 #[napi]
 pub fn set_num_threads(n: i32) -> Result<()> {
     if n < 1 {
@@ -1340,6 +1358,7 @@ pub struct TrainerOptions {
     pub channels_last: bool,
     pub knn_every_n_epochs: Option<i64>,
     pub base_momentum: Option<f64>,
+    pub fast_dev_run: Option<i64>,
 }
 
 #[napi(object)]
@@ -1415,6 +1434,7 @@ fn trainer_config(o: &TrainerOptions, batch_size: usize, model_lr: f64, has_opti
         channels_last: o.channels_last,
         knn_every_n_epochs: o.knn_every_n_epochs,
         base_momentum: o.base_momentum,
+        fast_dev_run: o.fast_dev_run,
         ..TrainerConfig::default()
     };
     match o.recipe.as_str() {

@@ -78,6 +78,24 @@ pub struct TrainerConfig {
     pub channels_last: bool,
     /// kNN evaluation every this many epochs (needs `FitOptions::knn`).
     pub knn_every_n_epochs: Option<i64>,
+    /// Lightning's `fast_dev_run`: at most this many steps, to smoke-test a
+    /// script. `None` takes `BYOL_TORCH_FAST_DEV_RUN` from the environment.
+    pub fast_dev_run: Option<i64>,
+}
+
+/// The environment variable that caps every `fit` at a few steps, so that
+/// scripts and documentation can be run end to end in seconds.
+pub const FAST_DEV_RUN_ENV: &str = "BYOL_TORCH_FAST_DEV_RUN";
+
+fn fast_dev_run_from_env() -> Result<Option<i64>> {
+    match std::env::var(FAST_DEV_RUN_ENV) {
+        Err(_) => Ok(None),
+        Ok(v) if v.is_empty() => Ok(None),
+        Ok(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 1 => Ok(Some(n)),
+            _ => Err(Error::range(FAST_DEV_RUN_ENV, "a number of steps >= 1", format!("'{v}'"))),
+        },
+    }
 }
 
 impl Default for TrainerConfig {
@@ -101,6 +119,7 @@ impl Default for TrainerConfig {
             base_momentum: None,
             channels_last: false,
             knn_every_n_epochs: None,
+            fast_dev_run: None,
         }
     }
 }
@@ -210,6 +229,11 @@ impl TrainerConfig {
         if let Some(n) = self.knn_every_n_epochs {
             if n < 1 {
                 return Err(Error::range("knnEveryNEpochs", "an integer >= 1", n));
+            }
+        }
+        if let Some(n) = self.fast_dev_run {
+            if n < 1 {
+                return Err(Error::range("fastDevRun", "a number of steps >= 1", n));
             }
         }
         if let Some(o) = &self.optimizer {
@@ -393,6 +417,10 @@ pub fn fit(model: &Mutex<Byol>, loader: &DataLoader, config: &TrainerConfig, opt
         (Some(s), None) => s,
         (None, Some(e)) => e * batches_i,
         (None, None) => unreachable!("validate() requires one"),
+    };
+    let total = match config.fast_dev_run.map_or_else(fast_dev_run_from_env, |n| Ok(Some(n)))? {
+        Some(n) => total.min(n),
+        None => total,
     };
     let warmup = (config.warmup_steps + (config.warmup_epochs * batches as f64).round() as i64).min(if config.warmup_epochs > 0.0 { (total / 10).max(1) } else { i64::MAX });
     let mut warnings = Vec::new();

@@ -1,0 +1,64 @@
+/**
+ * Flag parsers and the flags every data-reading command shares. Nothing here
+ * loads the addon, so that `--help` and `doctor` work without libtorch.
+ */
+import { Command, InvalidArgumentError } from '@commander-js/extra-typings'
+import * as os from 'node:os'
+import type { DeviceName } from '../tensor'
+
+export const int = (min: number) => (v: string): number => {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}, got '${v}'`)
+  return n
+}
+
+export const num = (min: number, exclusive = false) => (v: string): number => {
+  const n = Number(v)
+  if (!Number.isFinite(n) || (exclusive ? n <= min : n < min)) throw new InvalidArgumentError(`expected a number ${exclusive ? '>' : '>='} ${min}, got '${v}'`)
+  return n
+}
+
+export const fraction = (v: string): number => {
+  const n = Number(v)
+  if (!(n > 0 && n < 1)) throw new InvalidArgumentError(`expected a number between 0 and 1, got '${v}'`)
+  return n
+}
+
+export function device(v: string): DeviceName {
+  if (v === 'cpu' || v === 'cuda' || v === 'auto') return v
+  const m = /^cuda:(\d+)$/.exec(v)
+  if (m) return `cuda:${Number(m[1])}`
+  throw new InvalidArgumentError(`expected cpu, cuda, cuda:N or auto, got '${v}'`)
+}
+
+export function pair(v: string): [number, number] {
+  const parts = v.split(',').map(Number)
+  if (parts.length !== 2 || parts.some((p) => !Number.isFinite(p))) throw new InvalidArgumentError(`expected two numbers 'a,b', got '${v}'`)
+  return [parts[0], parts[1]]
+}
+
+/** Data worker threads by default: the cores but one (for libtorch), 1 to 3. */
+export const defaultWorkers = Math.max(1, Math.min(4, os.availableParallelism?.() ?? 2) - 1)
+
+/** What `withDataOptions` parses. */
+export interface DataFlags {
+  data: string
+  imageSize?: number
+  valFraction: number
+  seed: number
+  workers: number
+  threads?: number
+}
+
+/** A command that reads a dataset, with the flags all such commands share. */
+export function dataCommand(name: string, description: string) {
+  return new Command(name)
+    .description(description)
+    .option('--data <mnist|folder>', "'mnist' (built in) or an image folder (class sub-folders)", 'mnist')
+    .option('--image-size <n>', 'side images are resized to (default 28 for MNIST, 224 otherwise)', int(8))
+    .option('--val-fraction <f>', 'share held out for kNN evaluation', fraction, 0.2)
+    .option('--seed <n>', 'seed of the split, order, augmentations and weights', int(0), 0)
+    .option('--workers <n>', 'data worker threads', int(1), defaultWorkers)
+    .option('--threads <n>', 'libtorch threads (default: the cores the data workers leave free)', int(1))
+}
+

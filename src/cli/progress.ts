@@ -1,0 +1,37 @@
+/** Step events as a progress bar on a terminal, as plain lines otherwise. */
+import { SingleBar } from 'cli-progress'
+import type { TrainingEvent } from '../train'
+import { duration } from './runtime'
+
+export class ProgressView {
+  private bar?: SingleBar
+  constructor(private readonly tty: boolean) {}
+
+  step(e: TrainingEvent): void {
+    const fields = { loss: e.loss.toFixed(4), ips: e.imagesPerSecond.toFixed(0), eta: duration(e.etaSeconds), epoch: e.epoch, std: e.projectionStd.toFixed(3) }
+    if (!this.tty) {
+      console.log(`step ${e.step}/${e.totalSteps}  epoch ${e.epoch}  loss ${fields.loss}  lr ${e.learningRate.toExponential(2)}  tau ${e.momentum.toFixed(5)}  std ${fields.std}  ${fields.ips} img/s  ETA ${fields.eta}`)
+      return
+    }
+    if (!this.bar) {
+      this.bar = new SingleBar({
+        format: '{bar} {value}/{total} | epoch {epoch} | loss {loss} | std {std} | {ips} img/s | ETA {eta}',
+        hideCursor: true,
+        clearOnComplete: false,
+      })
+      this.bar.start(e.totalSteps, 0, fields)
+    }
+    this.bar.update(e.step, fields)
+  }
+
+  line(text: string): void {
+    if (this.bar) this.bar.stop()
+    this.bar = undefined
+    console.log(text)
+  }
+
+  stop(): void {
+    this.bar?.stop()
+    this.bar = undefined
+  }
+}

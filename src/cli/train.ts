@@ -1,0 +1,174 @@
+/** `byol-torch train`: BYOL on a dataset, then the model, the backbone, metrics and a report. */
+import { Option } from '@commander-js/extra-typings'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import type { TrainerOptions } from '../train'
+import { device, fraction, int, num, pair, dataCommand } from './options'
+
+/** The flags a preset sets, each unless given on the command line. */
+const presetFlags = ['width', 'smallInputs', 'hiddenDim', 'outputDim', 'batchSize', 'optimizer', 'lr', 'momentum', 'weightDecay', 'baseMomentum'] as const
+
+export function trainCommand() {
+  const command = dataCommand('train', 'train BYOL, then write the model, the backbone (torchvision keys), metrics.jsonl and report.html')
+    .option('--out <folder>', 'run folder (default runs/<date>)')
+    .addOption(new Option('--preset <p>', "the demo's MNIST recipe (mnistRecipe): width 16, small-input stem, 1024/128 heads, batch 32, SGD 0.05 with momentum 0.9, wd 5e-4, tau 0.99; flags given win").choices(['mnist'] as const))
+    .addOption(new Option('--backbone <name>', 'ResNet trunk').choices(['resnet18', 'resnet34', 'resnet50'] as const).default('resnet18' as const))
+    .option('--width <n>', 'channels of the first ResNet stage (torchvision: 64)', int(1), 64)
+    .option('--small-inputs', 'CIFAR-style stem for ~32x32 images: 3x3 stride-1 conv1, no max-pool')
+    .option('--hidden-dim <n>', 'hidden width of both heads', int(1), 4096)
+    .option('--output-dim <n>', 'projection size', int(1), 256)
+    .option('--batch-size <n>', 'images per step', int(2), 128)
+    .option('--min-scale <f>', 'smallest crop area (default 0.3 for MNIST, 0.08 otherwise)', fraction)
+    .option('--no-compare-random', 'skip the kNN accuracy of the random initialisation')
+    .option('--k <n>', 'kNN neighbours', int(1), 200)
+    .option('--temperature <t>', 'kNN temperature', num(0, true), 0.1)
+    .option('--resume <checkpoint>', 'continue from a checkpoint folder, or the newest in a checkpoint dir')
+    .option('--max-epochs <n>', 'stop after this many epochs (default 1 if --max-steps is not given)', int(1))
+    .option('--max-steps <n>', 'stop after this many steps', int(1))
+    .option('--device <d>', 'cpu | cuda | cuda:N | auto', device, 'cpu' as const)
+    .addOption(new Option('--precision <p>', 'numeric precision').choices(['32', 'bf16-mixed', '16-mixed'] as const).default('32' as const))
+    .option('--log-every-n-steps <n>', 'progress and metrics every n steps', int(1), 10)
+    .option('--checkpoint-dir <folder>', 'checkpoints (default <out>/checkpoints)')
+    .option('--checkpoint-every-n-steps <n>', 'checkpoint every n steps (always at the end and on Ctrl+C)', int(1))
+    .option('--keep-checkpoints <n>', 'checkpoints kept', int(1), 3)
+    .addOption(new Option('--recipe <r>', "minerva's plain SGD or the BYOL paper's LARS recipe").choices(['minerva', 'paper'] as const).default('minerva' as const))
+    .addOption(new Option('--optimizer <o>', "optimizer (default: the recipe's)").choices(['sgd', 'lars', 'adamw'] as const))
+    .option('--lr <x>', "peak learning rate (default: the recipe's; minerva 0.025)", num(0, true))
+    .option('--momentum <x>', 'SGD/LARS momentum', num(0))
+    .option('--weight-decay <x>', 'weight decay', num(0))
+    .option('--nesterov', 'Nesterov momentum (SGD)')
+    .option('--trust-coefficient <x>', 'LARS trust coefficient (1e-3)', num(0, true))
+    .option('--betas <b1,b2>', 'AdamW betas (0.9,0.999)', pair)
+    .option('--eps <x>', 'AdamW epsilon (1e-8)', num(0, true))
+    .addOption(new Option('--lr-schedule <s>', 'learning-rate schedule').choices(['constant', 'cosine'] as const))
+    .option('--warmup-steps <n>', 'linear warm-up steps (cosine schedule)', int(0))
+    .option('--warmup-epochs <x>', 'linear warm-up epochs (cosine schedule)', num(0))
+    .addOption(new Option('--loss <l>', "minerva's 0.5(-cos - cos) or the paper's (2 - 2cos) x 2").choices(['minerva', 'paper'] as const))
+    .option('--channels-last', 'channels_last activations and weights (faster convolutions with bf16-mixed/16-mixed, on GPUs and on CPUs with AVX-512 BF16 or AMX)')
+    .option('--knn-every-n-epochs <n>', 'kNN accuracy on the held-out images every n epochs', int(1))
+    .option('--base-momentum <x>', 'EMA momentum τ at the start (0.996)', num(0))
+  return command.action(async (given) => {
+      const lib = await import('../index')
+      const rt = await import('./runtime')
+      const f = { ...given }
+      if (given.preset === 'mnist') {
+        const r = lib.mnistRecipe
+        const preset = { ...r.backbone, ...r.heads, batchSize: r.batchSize, optimizer: r.trainer.optimizer, lr: r.trainer.learningRate, momentum: r.trainer.momentum, weightDecay: r.trainer.weightDecay, baseMomentum: r.trainer.baseMomentum }
+        for (const key of presetFlags) if (command.getOptionValueSource(key) !== 'cli') Object.assign(f, { [key]: preset[key] })
+      }
+      const { ProgressView } = await import('./progress')
+      const { readMetrics, renderReport, writeAtomically } = await import('./html-report')
+      const threads = rt.useThreads(f)
+      const out = path.resolve(f.out ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-')))
+      fs.mkdirSync(out, { recursive: true })
+      const data = rt.openData(f)
+      const transform = rt.augmentations(data, f.minScale, f.seed)
+      const loader = new lib.DataLoader(data.train, { batchSize: f.batchSize, numWorkers: f.workers, prefetch: 4, seed: f.seed, transform, imageSize: data.imageSize, dropLast: true })
+      const evalTrain = rt.evalLoader(data.train, data.imageSize, f.workers, transform)
+      const evalVal = rt.evalLoader(data.val, data.imageSize, f.workers, transform)
+      const backbone = { resnet18: lib.resnet18, resnet34: lib.resnet34, resnet50: lib.resnet50 }[f.backbone]({ seed: f.seed, width: f.width, smallInputs: Boolean(f.smallInputs) })
+      const model = new lib.BYOL({
+        backbone,
+        projectionHead: new lib.BYOLProjectionHead(backbone.featureDim, f.hiddenDim, f.outputDim, { seed: f.seed }),
+        predictionHead: new lib.BYOLPredictionHead(f.outputDim, f.hiddenDim, f.outputDim, { seed: f.seed }),
+        device: f.device,
+      })
+      const options: TrainerOptions = {
+        maxEpochs: f.maxEpochs ?? (f.maxSteps === undefined ? 1 : undefined),
+        maxSteps: f.maxSteps,
+        device: f.device,
+        precision: f.precision,
+        logEveryNSteps: f.logEveryNSteps,
+        checkpointDir: f.checkpointDir ?? path.join(out, 'checkpoints'),
+        checkpointEveryNSteps: f.checkpointEveryNSteps,
+        keepCheckpoints: f.keepCheckpoints,
+        seed: f.seed,
+        recipe: f.recipe,
+        optimizer: f.optimizer,
+        learningRate: f.lr,
+        momentum: f.momentum,
+        weightDecay: f.weightDecay,
+        nesterov: f.nesterov,
+        trustCoefficient: f.trustCoefficient,
+        betas: f.betas,
+        eps: f.eps,
+        lrSchedule: f.lrSchedule,
+        warmupSteps: f.warmupSteps,
+        warmupEpochs: f.warmupEpochs,
+        loss: f.loss,
+        channelsLast: f.channelsLast,
+        knnEveryNEpochs: f.knnEveryNEpochs,
+        baseMomentum: f.baseMomentum,
+      }
+      const trainer = new lib.Trainer(options)
+
+      const metricsFile = path.join(out, 'metrics.jsonl')
+      const log = (record: object) => fs.appendFileSync(metricsFile, JSON.stringify({ ...record, time: new Date().toISOString() }) + '\n')
+      console.log(
+        `byol-torch train: ${data.name}, ${data.train.length} images for training, ${data.val.length} held out for kNN; ${f.backbone} (width ${f.width}${f.smallInputs ? ', small-input stem' : ''}), batch ${f.batchSize}, ${data.imageSize}x${data.imageSize}, recipe ${f.recipe}, ${f.device}, ${f.precision === '32' ? 'float32' : f.precision}, ${threads} thread${threads === 1 ? '' : 's'}`,
+      )
+      console.log(`run folder: ${out}`)
+
+      let randomKnn: number | undefined
+      if (f.compareRandom && !f.resume) {
+        randomKnn = await rt.knnOf(model, evalTrain, evalVal, f.k, f.temperature)
+        console.log(`kNN accuracy of the backbone at random initialisation: ${rt.pct(randomKnn)}`)
+        log({ kind: 'knn', step: 0, epoch: -1, knnAccuracy: randomKnn, note: 'random initialisation' })
+      }
+
+      const view = new ProgressView(Boolean(process.stdout.isTTY))
+      const controller = new AbortController()
+      const onSignal = () => {
+        view.line('stopping at the next step (a checkpoint is written); press Ctrl+C again to kill')
+        controller.abort()
+        process.once('SIGINT', () => process.exit(130))
+      }
+      process.once('SIGINT', onSignal)
+      const started = Date.now()
+      let stopped = 'finished'
+      try {
+        await trainer.fit(model, loader, {
+          signal: controller.signal,
+          resumeFrom: f.resume,
+          knn: f.knnEveryNEpochs ? { train: evalTrain, test: evalVal, k: f.k, temperature: f.temperature } : undefined,
+          onProgress: (e) => {
+            log(e)
+            if (e.kind === 'step') view.step(e)
+            else if (e.kind === 'epoch') view.line(`epoch ${e.epoch}: train_loss ${e.epochLoss.toFixed(4)}`)
+            else if (e.kind === 'knn') view.line(`epoch ${e.epoch}: kNN accuracy ${rt.pct(e.knnAccuracy)}`)
+          },
+        })
+      } catch (e) {
+        if (!(e instanceof lib.AbortError)) throw e
+        stopped = 'aborted'
+        view.line(`${e.message}\nresume with: npx byol-torch train ${process.argv.slice(3).join(' ')} --resume ${e.checkpoint ?? options.checkpointDir}`)
+      } finally {
+        view.stop()
+        process.removeListener('SIGINT', onSignal)
+      }
+      const seconds = (Date.now() - started) / 1000
+
+      const finalKnn = await rt.knnOf(model, evalTrain, evalVal, f.k, f.temperature)
+      log({ kind: 'knn', step: model.globalStep, epoch: model.currentEpoch - 1, knnAccuracy: finalKnn, note: 'final' })
+      model.save(path.join(out, 'model.safetensors'))
+      model.exportBackbone(path.join(out, 'backbone.safetensors'))
+      const summary: Record<string, string | number> = {
+        data: data.name,
+        backbone: f.backbone,
+        recipe: f.recipe,
+        'optimizer steps': model.globalStep,
+        epochs: model.currentEpoch,
+        'training time': rt.duration(seconds),
+        stopped,
+        [`kNN accuracy (k=${f.k}, T=${f.temperature}), BYOL`]: rt.pct(finalKnn),
+      }
+      if (randomKnn !== undefined) summary[`kNN accuracy (k=${f.k}, T=${f.temperature}), random init`] = rt.pct(randomKnn)
+      writeAtomically(path.join(out, 'report.html'), renderReport(readMetrics(metricsFile), summary))
+      console.log(`\nkNN accuracy on ${data.val.length} held-out images (weighted kNN, k=${f.k}, T=${f.temperature}):`)
+      console.log(`  BYOL backbone after ${model.globalStep} steps: ${rt.pct(finalKnn)}`)
+      if (randomKnn !== undefined) console.log(`  the same backbone at random initialisation: ${rt.pct(randomKnn)}`)
+      console.log(`\nwrote ${path.join(out, 'model.safetensors')} (BYOL.load), ${path.join(out, 'backbone.safetensors')} (torchvision keys),`)
+      console.log(`      ${metricsFile}, ${path.join(out, 'report.html')}`)
+      if (stopped === 'aborted') process.exitCode = 130
+    })
+}
