@@ -7,7 +7,7 @@ import test from 'ava'
 import { SpawnSyncReturns } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { tmpdir } from './helpers'
+import { root, tmpdir } from './helpers'
 import { artifacts, ok, packAndInstall, sh as shIn, version } from './installed'
 
 let project: string
@@ -62,6 +62,12 @@ for (const [platform, arch] of [['linux-x64-gnu', 'X86-64'], ['linux-arm64-gnu',
     t.deepEqual(facts.runPaths, [], 'no RPATH or RUNPATH')
   })
 }
+
+test.serial('the main package depends optionally on every platform package, at its own version', (t) => {
+  const main = JSON.parse(fs.readFileSync(path.join(project, 'node_modules', 'byol-torch', 'package.json'), 'utf8'))
+  const platforms = fs.readdirSync(path.join(root, 'npm')).map((d) => JSON.parse(fs.readFileSync(path.join(root, 'npm', d, 'package.json'), 'utf8')).name)
+  t.deepEqual(main.optionalDependencies, Object.fromEntries(platforms.map((name) => [name, version])))
+})
 
 test.serial('require and import load the installed package', (t) => {
   t.regex(ok(sh('node', ['-e', "const b = require('byol-torch'); console.log(typeof b.BYOL, b.VERSION)"])), /^function 0\./)

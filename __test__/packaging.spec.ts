@@ -26,12 +26,10 @@ test('a platform package at another version fails the version check, naming it',
   t.regex(r.stderr, /npm\/linux-x64-gnu\/package\.json is 9\.9\.9/)
 })
 
-test('the main package depends optionally on each platform package, at its own version', (t) => {
-  const main = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
+test('each platform package ships its addon', (t) => {
   for (const dir of fs.readdirSync(path.join(root, 'npm'))) {
     const pkg = JSON.parse(fs.readFileSync(path.join(root, 'npm', dir, 'package.json'), 'utf8'))
-    t.is(main.optionalDependencies[pkg.name], main.version, pkg.name)
-    t.deepEqual(pkg.files, [pkg.main], `${pkg.name} ships its addon`)
+    t.deepEqual(pkg.files, [pkg.main], pkg.name)
   }
 })
 

@@ -1,7 +1,8 @@
 // Keeps every version of the project equal to package.json's: the platform
-// packages under npm/, the main package's optionalDependencies on them, and
-// the Rust workspace (whose version the addon reports). `npm version <v>`
-// runs it; `--check` only reports differences and exits 1 if there are any.
+// packages under npm/ (the packed main package depends on each at its own
+// version, see pack-all.mjs) and the Rust workspace (whose version the addon
+// reports). `npm version <v>` runs it; `--check` only reports differences
+// and exits 1 if there are any.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,11 +20,8 @@ for (const dir of readdirSync(join(root, 'npm'))) {
   const file = join('npm', dir, 'package.json')
   const pkg = read(file)
   found.push([file, pkg.version])
-  if (pkg.version !== version) write(file, { ...pkg, version })
-  found.push([`package.json optionalDependencies["${pkg.name}"]`, main.optionalDependencies?.[pkg.name]])
-  main.optionalDependencies = { ...main.optionalDependencies, [pkg.name]: version }
+  if (!check && pkg.version !== version) write(file, { ...pkg, version })
 }
-if (!check) write('package.json', main)
 
 const cargo = readFileSync(join(root, 'Cargo.toml'), 'utf8')
 const section = /(\[workspace\.package\][^[]*?\nversion\s*=\s*")([^"]+)(")/
