@@ -54,6 +54,14 @@ test('BYOL has minerva\'s defaults and documented members', (t) => {
   t.deepEqual(model.configureOptimizers(), { name: 'SGD', lr: 0.025, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false })
 })
 
+test("the model's own heads are minerva's classes: BYOLProjectionHead (with avgpool) and BYOLPredictionHead", (t) => {
+  const model = new BYOL()
+  t.true(model.projectionHead instanceof BYOLProjectionHead)
+  t.true(model.projectionHeadMomentum instanceof BYOLProjectionHead)
+  t.true(model.predictionHead instanceof BYOLPredictionHead)
+  if (model.projectionHead instanceof BYOLProjectionHead) t.is(model.projectionHead.avgpool, 'AdaptiveAvgPool2d(output_size=(1, 1))')
+})
+
 test('the momentum networks are frozen deep copies', (t) => {
   const model = smallModel()
   t.false(model.backboneMomentum.requiresGrad)

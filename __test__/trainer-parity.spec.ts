@@ -56,13 +56,13 @@ interface Recipe {
 const recipes: Recipe[] = [
   {
     name: "minerva's default: plain SGD at the model's learning rate, constant",
-    options: { learningRate: 1e-3 },
+    options: { optimizer: { lr: 1e-3 } },
     python: { optimizer: 'sgd', lr: 1e-3, momentum: 0, weight_decay: 0, nesterov: false, lr_schedule: 'constant', warmup: 0, loss: 'minerva', schedule: 90000 },
     tolerance: 1e-4,
   },
   {
     name: 'SGD with Nesterov momentum and weight decay, warm-up and cosine',
-    options: { optimizer: 'sgd', learningRate: 1e-3, momentum: 0.9, weightDecay: 1e-4, nesterov: true, lrSchedule: 'cosine', warmupSteps: 2 },
+    options: { optimizer: { name: 'SGD', lr: 1e-3, momentum: 0.9, weightDecay: 1e-4, nesterov: true }, lrSchedule: 'cosine', warmupSteps: 2 },
     python: { optimizer: 'sgd', lr: 1e-3, momentum: 0.9, weight_decay: 1e-4, nesterov: true, lr_schedule: 'cosine', warmup: 2, loss: 'minerva', schedule: 90000 },
     tolerance: 1e-4,
   },
@@ -75,7 +75,7 @@ const recipes: Recipe[] = [
   },
   {
     name: 'AdamW',
-    options: { optimizer: 'adamw', learningRate: 1e-4, weightDecay: 0.01 },
+    options: { optimizer: { name: 'AdamW', lr: 1e-4, weightDecay: 0.01 } },
     python: { optimizer: 'adamw', lr: 1e-4, momentum: 0, weight_decay: 0.01, nesterov: false, lr_schedule: 'constant', warmup: 0, loss: 'minerva', schedule: 90000 },
     tolerance: 2e-2,
   },

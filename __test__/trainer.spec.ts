@@ -13,11 +13,13 @@ import {
   BYOLProjectionHead,
   DataLoader,
   knnAccuracy,
+  latestCheckpoint,
   linearProbe,
   loadSafetensors,
   saveSafetensors,
   Tensor,
   TensorDataset,
+  StepEvent,
   Trainer,
   TrainingEvent,
 } from '../src/index'
@@ -36,6 +38,8 @@ function loader(n = 16, batchSize = 8) {
   return new DataLoader(new TensorDataset(images(n), Array.from({ length: n }, (_, i) => i % 2)), { batchSize, numWorkers: 1, seed: 3 })
 }
 
+const isStep = (e: TrainingEvent): e is StepEvent => e.kind === 'step'
+
 // Small heads keep each step cheap; the trunk is the default ResNet18.
 function small(seed = 0) {
   return new BYOL({ seed, projectionHead: new BYOLProjectionHead(512, 32, 16), predictionHead: new BYOLPredictionHead(16, 32, 16) })
@@ -53,14 +57,14 @@ test.serial('fit trains off the JS thread: a timer fires while it runs', async (
   t.is(result.globalStep, 6)
   t.is(model.globalStep, 6)
   t.is(model.currentEpoch, 3, 'two batches per epoch: three whole epochs')
-  t.deepEqual(events.filter((e) => e.kind === 'step').map((e) => e.step), [1, 2, 3, 4, 5, 6])
+  t.deepEqual(events.filter(isStep).map((e) => e.step), [1, 2, 3, 4, 5, 6])
 })
 
 test.serial('progress events carry loss, learning rate, momentum, speed, ETA and the collapse monitor', async (t) => {
   const trainer = new Trainer({ maxSteps: 4, logEveryNSteps: 2, recipe: 'paper' })
   const events: TrainingEvent[] = []
   await trainer.fit(small(), loader(), { onProgress: (e) => events.push(e) })
-  const last = events.filter((e) => e.kind === 'step').pop()!
+  const last = events.filter(isStep).pop()!
   t.is(last.step, 4)
   t.is(last.totalSteps, 4)
   t.true(Number.isFinite(last.loss) && last.loss >= 0, 'the paper loss 2 - 2cos summed over views is >= 0')
@@ -70,8 +74,8 @@ test.serial('progress events carry loss, learning rate, momentum, speed, ETA and
   t.is(trainer.metrics.train_loss, last.loss)
   const epochs = events.filter((e) => e.kind === 'epoch')
   t.is(epochs.length, 2)
-  t.true(epochs.every((e) => Number.isFinite(e.epochLoss)), 'the epoch mean of train_loss is logged')
-  t.is(trainer.metrics.train_loss_epoch, epochs[1].epochLoss)
+  t.true(epochs.every((e) => Number.isFinite(e.loss)), 'the epoch mean of train_loss is logged')
+  t.is(trainer.metrics.train_loss_epoch, epochs[1].loss)
 })
 
 test.serial('maxEpochs and maxSteps: one is required, and each must be >= 1', (t) => {
@@ -88,8 +92,8 @@ test.serial('fit called twice at once on the same model is an error', async (t) 
   first.catch((e) => t.log('first fit failed', e))
   const second = new Trainer({ maxSteps: 3 }).fit(model, loader())
   const err = await t.throwsAsync(second)
-  t.is((err as { code?: string }).code, 'ERR_BYOL_STATE')
-  t.regex(err!.message, /already being trained/)
+  t.is((err as { code?: string }).code, 'ERR_BYOL_BUSY')
+  t.regex(err!.message, /^fit: the model is being trained by Trainer\.fit/)
   await first
   t.is(model.globalStep, 3)
 })
@@ -116,10 +120,20 @@ test.serial('an AbortSignal stops at a step boundary, writes a checkpoint and re
     },
   })
   const err = (await t.throwsAsync(run, { instanceOf: AbortError })) as AbortError
+  t.is(err.code, 'ABORT_ERR')
+  t.is(err.name, 'AbortError')
   t.true(err.globalStep >= 2 && err.globalStep < 50)
   t.is(model.globalStep, err.globalStep)
   t.is(err.checkpoint, path.join(dir, `step-${String(err.globalStep).padStart(8, '0')}`))
   t.true(fs.existsSync(path.join(err.checkpoint!, 'model.safetensors')))
+})
+
+test.serial('latestCheckpoint names the newest checkpoint folder, or null for a first run', async (t) => {
+  const dir = tmpdir('latest')
+  t.is(latestCheckpoint(path.join(dir, 'not-yet')), null)
+  t.is(latestCheckpoint(dir), null)
+  await new Trainer({ maxSteps: 3, checkpointDir: dir, checkpointEveryNSteps: 1 }).fit(small(), loader())
+  t.is(latestCheckpoint(dir), path.join(dir, 'step-00000003'))
 })
 
 test.serial('a run killed mid-way and resumed reaches the parameters of an uninterrupted run', async (t) => {
@@ -189,7 +203,7 @@ test.serial('a loss that becomes NaN stops the run with the step, after saving t
   const dir = tmpdir('nan')
   const model = small()
   const before = model.stateDict()['backbone.0.weight'].toFloat32Array()
-  const err = (await t.throwsAsync(new Trainer({ maxSteps: 4, checkpointDir: dir, learningRate: 1e30 }).fit(model, loader()))) as Error & {
+  const err = (await t.throwsAsync(new Trainer({ maxSteps: 4, checkpointDir: dir, optimizer: { lr: 1e30 } }).fit(model, loader()))) as Error & {
     code?: string
     step?: number
   }
@@ -232,6 +246,6 @@ test.serial('kNN evaluation every N epochs during fit reports accuracy', async (
   await trainer.fit(small(), loader(), { knn: { train: loader(16), test: loader(8), k: 5 }, onProgress: (e) => events.push(e) })
   const knn = events.filter((e) => e.kind === 'knn')
   t.deepEqual(knn.map((e) => e.epoch), [0, 1])
-  t.true(knn.every((e) => e.knnAccuracy >= 0 && e.knnAccuracy <= 1))
-  t.is(trainer.metrics.knn_accuracy, knn[1].knnAccuracy)
+  t.true(knn.every((e) => e.accuracy >= 0 && e.accuracy <= 1))
+  t.is(trainer.metrics.knn_accuracy, knn[1].accuracy)
 })

@@ -65,7 +65,7 @@ console.log(`device of the GPU model: ${gpu.device}`)
     const gpuLoader = new b.DataLoader(images, { batchSize: 256, numWorkers: 4, device: 'cuda', seed: 1, transform: new b.BYOLTransform({ inputSize: 64 }) })
     const seen = []
     let start = 0
-    await new b.Trainer({ maxSteps: 24, device: 'cuda', precision, channelsLast, logEveryNSteps: 1, learningRate: 0.001 }).fit(model, gpuLoader, {
+    await new b.Trainer({ maxSteps: 24, device: 'cuda', precision, channelsLast, logEveryNSteps: 1, optimizer: { lr: 0.001 } }).fit(model, gpuLoader, {
       onProgress: (e) => {
         if (e.kind !== 'step') return
         if (e.step === 4) start = performance.now()

@@ -45,6 +45,7 @@ const model = new BYOL({
 })
 
 // Features in eval mode of unaugmented digits, normalised as the views are.
+/** @param {import('../dist/index.js').Dataset} ds */
 const evalLoader = (ds) => new DataLoader(ds, { batchSize: 500, shuffle: false, normalize: transform.normalization, numWorkers: 1 })
 async function knn() {
   const a = await model.embed(evalLoader(train))
@@ -64,7 +65,7 @@ const trainer = new Trainer({
 })
 await trainer.fit(model, loader, {
   onProgress: (e) => {
-    if (e.kind === 'step') console.log(`step ${e.step}/${e.totalSteps}  loss ${e.loss.toFixed(4)}  lr ${e.learningRate.toFixed(4)}  ${e.imagesPerSecond.toFixed(0)} img/s  ETA ${e.etaSeconds.toFixed(0)} s`)
+    if (e.kind === 'step') console.log(`step ${e.step}/${e.totalSteps}  loss ${e.loss.toFixed(4)}  lr ${e.learningRate.toFixed(4)}  ${e.imagesPerSecond.toFixed(0)} img/s  ETA ${(e.etaSeconds ?? NaN).toFixed(0)} s`)
   },
 })
 const byol = await knn()

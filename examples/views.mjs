@@ -23,7 +23,7 @@ const loader = new DataLoader(dataset, { batchSize: count, seed: Number(values.s
 mkdirSync(values.out, { recursive: true })
 for await (const [x0, x1, labels] of loader) {
   for (let i = 0; i < labels.length; i++) {
-    for (const [name, views] of [['a', x0], ['b', x1]]) {
+    for (const [name, views] of /** @type {const} */ ([['a', x0], ['b', x1]])) {
       const per = views.shape[1] * views.shape[2] * views.shape[3]
       const one = views.toFloat32Array().slice(i * per, (i + 1) * per)
       const file = join(values.out, `${i}-label${labels[i]}-${name}.png`)

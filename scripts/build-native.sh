@@ -8,4 +8,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 case "${1:-}" in *-unknown-linux-gnu) BYOL_TARGET="$1"; shift ;; esac
 . scripts/toolchain.sh
 exec npx napi build --platform --release --target "$BYOL_TARGET" --manifest-path crates/byol-node/Cargo.toml \
-  --package byol-node --output-dir . --no-js --dts src/native.generated.d.ts "$@"
+  --package byol-node --output-dir . --no-js --no-const-enum --dts src/native.generated.d.ts "$@"

@@ -3,7 +3,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
-# Same target triple as `napi build`, so the dependencies it compiled are reused.
-bash scripts/cargo.sh test --release -p byol --target "$(rustc -vV | sed -n 's/^host: //p')"
+host="$(rustc -vV | sed -n 's/^host: //p')"
+# Habits: formatting, lints and types, before anything runs.
+cargo fmt --all --check
+# Same target triple and profile as `napi build`, so what it compiled is reused.
+bash scripts/cargo.sh clippy --release --target "$host" --workspace --all-targets -- -D warnings
+npx tsc -p tsconfig.check.json
+bash scripts/cargo.sh test --release -p byol --target "$host"
 . scripts/env.sh
 npx ava

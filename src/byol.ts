@@ -1,14 +1,15 @@
-import { checkNumber, guard, translate, typeError } from './errors'
-import { DataLoader } from './data'
+import { checkNumber, Exhaustive, typeError } from './errors'
+import { DataLoader, warnOnce } from './data'
 import type { Embedding } from './eval'
 import { native } from './native'
-import type { NativeByol, OptimizerConfig } from './native.generated'
+import type { MomentumSchedule, NativeByol, OptimizerConfig } from './native.generated'
 import {
   Backbone,
   BYOLPredictionHead,
   BYOLProjectionHead,
   fromNativeDict,
   Module,
+  ModuleBase,
   NegativeCosineSimilarity,
   ProjectionHead,
   StateDict,
@@ -16,8 +17,12 @@ import {
 } from './modules'
 import { DeviceName, Tensor } from './tensor'
 
-/** What drives the momentum (EMA) schedule of the target networks. */
-export type MomentumSchedule = 'step' | 'epoch'
+export type { MomentumSchedule }
+
+const MOMENTUM_SCHEDULES = ['step', 'epoch'] as const satisfies readonly MomentumSchedule[]
+const momentumSchedulesListed: Exhaustive<typeof MOMENTUM_SCHEDULES, MomentumSchedule> = true
+void momentumSchedulesListed
+const RESNETS = ['resnet18', 'resnet34', 'resnet50'] as const
 
 export interface BYOLOptions {
   /**
@@ -26,24 +31,28 @@ export interface BYOLOptions {
    * A module passed here becomes `model.backbone` (the same object, as in PyTorch).
    */
   backbone?: Backbone | 'resnet18' | 'resnet34' | 'resnet50'
-  /** Default `new BYOLProjectionHead(featureDim, 4096, 256)`, `featureDim` read off the backbone. */
+  /** Default: a `BYOLProjectionHead` taking the backbone's `featureDim`, with minerva's hidden and output sizes. */
   projectionHead?: ProjectionHead
-  /** Default `new BYOLPredictionHead(256, 4096, 256)`. */
+  /** Default: a `BYOLPredictionHead` taking the projection head's output, with minerva's hidden size. */
   predictionHead?: ProjectionHead
   /** `learning_rate` of the SGD optimiser. Default `0.025`. */
   learningRate?: number
   /** `schedule`: steps over which the momentum goes from 0.996 to 1. Default `90000`. */
   schedule?: number
   /**
-   * `'step'` (default): the momentum follows the global step, as minerva's docs
-   * and the BYOL paper say. `'epoch'`: follows `currentEpoch`, as minerva's code does.
+   * `'step'`: the momentum follows the global step, as minerva's docs and the
+   * BYOL paper say. `'epoch'`: follows `currentEpoch`, as minerva's code does.
+   * Default `'step'`.
    */
   momentumSchedule?: MomentumSchedule
-  /** Default `'cpu'`. */
+  /** Default: the CPU. */
   device?: DeviceName
   /** Seeds libtorch's generator before the weights are initialised. */
   seed?: number
 }
+
+/** An optimiser's settings (`torch.optim`'s): only those the optimiser has are present. */
+export type { OptimizerConfig }
 
 /** The optimiser `configureOptimizers()` sets up (`torch.optim.SGD`). */
 export type SGDConfig = OptimizerConfig
@@ -53,7 +62,7 @@ export type SGDConfig = OptimizerConfig
  * network (backbone, projection head, prediction head) trained to predict a
  * momentum network's projection of another view of the same image.
  */
-export class BYOL {
+export class BYOL extends ModuleBase {
   /** @internal */
   readonly native: NativeByol
   /** `backbone`. */
@@ -73,19 +82,19 @@ export class BYOL {
   /** @internal */
   constructor(options: BYOLOptions, loaded: NativeByol)
   constructor(options: BYOLOptions = {}, loaded?: NativeByol) {
+    super()
     if (options === null || typeof options !== 'object') throw typeError('options', 'an options object', options)
     if (loaded) {
       this.native = loaded
     } else {
-      const learningRate = checkNumber('learningRate', options.learningRate ?? 0.025, { exclusiveMin: 0 })
-      const schedule = checkNumber('schedule', options.schedule ?? 90000, { integer: true, min: 1 })
-      const momentumSchedule = options.momentumSchedule ?? 'step'
-      if (momentumSchedule !== 'step' && momentumSchedule !== 'epoch') {
+      const { backbone, projectionHead, predictionHead, learningRate, schedule, momentumSchedule, device, seed } = options
+      if (learningRate !== undefined) checkNumber('learningRate', learningRate, { exclusiveMin: 0 })
+      if (schedule !== undefined) checkNumber('schedule', schedule, { integer: true, min: 1 })
+      if (momentumSchedule !== undefined && !MOMENTUM_SCHEDULES.includes(momentumSchedule)) {
         throw typeError('momentumSchedule', "'step' or 'epoch'", momentumSchedule)
       }
-      if (options.seed !== undefined) checkNumber('seed', options.seed, { integer: true })
-      const { backbone, projectionHead, predictionHead } = options
-      if (backbone !== undefined && typeof backbone !== 'string' && !(backbone instanceof Backbone)) {
+      if (seed !== undefined) checkNumber('seed', seed, { integer: true })
+      if (backbone !== undefined && !(backbone instanceof Backbone) && !RESNETS.includes(backbone)) {
         throw typeError('backbone', "a Backbone or 'resnet18' | 'resnet34' | 'resnet50'", backbone)
       }
       if (projectionHead !== undefined && !(projectionHead instanceof ProjectionHead)) {
@@ -94,21 +103,11 @@ export class BYOL {
       if (predictionHead !== undefined && !(predictionHead instanceof ProjectionHead)) {
         throw typeError('predictionHead', 'a ProjectionHead', predictionHead)
       }
-      this.native = guard(
-        () =>
-          new native.NativeByol(
-            {
-              backboneName: typeof backbone === 'string' ? backbone : undefined,
-              learningRate,
-              schedule,
-              momentumSchedule,
-              device: options.device ?? 'cpu',
-              seed: options.seed,
-            },
-            backbone instanceof Backbone ? backbone.native : undefined,
-            projectionHead?.native,
-            predictionHead?.native,
-          ),
+      this.native = new native.NativeByol(
+        { backboneName: typeof backbone === 'string' ? backbone : undefined, learningRate, schedule, momentumSchedule, device, seed },
+        backbone instanceof Backbone ? backbone.native : undefined,
+        projectionHead?.native,
+        predictionHead?.native,
       )
     }
     this.backbone = options.backbone instanceof Backbone ? options.backbone : Backbone.wrap(this.native.part('backbone'))
@@ -121,30 +120,26 @@ export class BYOL {
   /** Loads a model written by `save()` or by PyTorch (`save_file(model.state_dict(), path)`). */
   static load(path: string, options: { device?: DeviceName } = {}): BYOL {
     if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
-    const loaded = guard(() => native.NativeByol.load(path, options.device ?? 'cpu'))
+    const loaded = native.NativeByol.load(path, options.device)
     return new BYOL({}, loaded)
   }
 
   /** `learning_rate`: used by the next `configureOptimizers()`. */
   get learningRate(): number {
-    return guard(() => this.native.learningRate)
+    return this.native.learningRate
   }
   set learningRate(lr: number) {
     checkNumber('learningRate', lr, { exclusiveMin: 0 })
-    guard(() => {
-      this.native.learningRate = lr
-    })
+    this.native.learningRate = lr
   }
 
   /** `schedule_length`: steps (or epochs) of the momentum schedule. */
   get scheduleLength(): number {
-    return guard(() => this.native.scheduleLength)
+    return this.native.scheduleLength
   }
   set scheduleLength(n: number) {
     checkNumber('scheduleLength', n, { integer: true, min: 1 })
-    guard(() => {
-      this.native.scheduleLength = n
-    })
+    this.native.scheduleLength = n
   }
 
   /** What the momentum follows: `'step'` or `'epoch'`. */
@@ -154,50 +149,25 @@ export class BYOL {
 
   /** Lightning's `global_step`: optimiser steps taken so far. */
   get globalStep(): number {
-    return guard(() => this.native.globalStep)
+    return this.native.globalStep
   }
   set globalStep(n: number) {
     checkNumber('globalStep', n, { integer: true, min: 0 })
-    guard(() => {
-      this.native.globalStep = n
-    })
+    this.native.globalStep = n
   }
 
   /** Lightning's `current_epoch`. */
   get currentEpoch(): number {
-    return guard(() => this.native.currentEpoch)
+    return this.native.currentEpoch
   }
   set currentEpoch(n: number) {
     checkNumber('currentEpoch', n, { integer: true, min: 0 })
-    guard(() => {
-      this.native.currentEpoch = n
-    })
-  }
-
-  /** `model.training`. */
-  get training(): boolean {
-    return guard(() => this.native.training)
-  }
-
-  /** `model.train(mode)`. */
-  train(mode = true): this {
-    guard(() => this.native.train(mode))
-    return this
-  }
-
-  /** `model.eval()`. */
-  eval(): this {
-    return this.train(false)
-  }
-
-  /** Where the parameters live. */
-  get device(): string {
-    return guard(() => this.native.device)
+    this.native.currentEpoch = n
   }
 
   /** The momentum the next `trainingStep` will use. */
   get momentum(): number {
-    return guard(() => this.native.currentMomentum())
+    return this.native.currentMomentum()
   }
 
   /** The momentum the last `trainingStep` used (NaN before the first). */
@@ -208,13 +178,13 @@ export class BYOL {
   /** `forward(x)`: `predictionHead(projectionHead(backbone(x)))`. */
   forward(x: Tensor): Tensor {
     if (!(x instanceof Tensor)) throw typeError('x', 'a Tensor', x)
-    return Tensor.wrap(guard(() => this.native.forward(x.native)))
+    return Tensor.wrap(this.native.forward(x.native))
   }
 
   /** `forward_momentum(x)`: `projectionHeadMomentum(backboneMomentum(x))`, detached. */
   forwardMomentum(x: Tensor): Tensor {
     if (!(x instanceof Tensor)) throw typeError('x', 'a Tensor', x)
-    return Tensor.wrap(guard(() => this.native.forwardMomentum(x.native)))
+    return Tensor.wrap(this.native.forwardMomentum(x.native))
   }
 
   /**
@@ -228,12 +198,12 @@ export class BYOL {
     if (!(x0 instanceof Tensor)) throw typeError('batch[0]', 'a Tensor', x0)
     if (!(x1 instanceof Tensor)) throw typeError('batch[1]', 'a Tensor', x1)
     checkNumber('batchIdx', batchIdx, { integer: true, min: 0 })
-    return Tensor.wrap(guard(() => this.native.trainingStep(x0.native, x1.native)))
+    return Tensor.wrap(this.native.trainingStep(x0.native, x1.native))
   }
 
   /** `configure_optimizers()`: SGD at `learningRate`, which `trainingStep` then uses. */
   configureOptimizers(): SGDConfig {
-    return guard(() => this.native.configureOptimizers())
+    return this.native.configureOptimizers()
   }
 
   /**
@@ -258,19 +228,19 @@ export class BYOL {
 
   /** `state_dict()`, with PyTorch's keys (`backbone.0.weight`, `projection_head.layers.0.weight`, ...). */
   stateDict(): StateDict {
-    return fromNativeDict(guard(() => this.native.stateDict()))
+    return fromNativeDict(this.native.stateDict())
   }
 
   /** `load_state_dict(dict, strict=True)`. Nothing changes if a key or shape is wrong. */
   loadStateDict(dict: StateDict): void {
     const d = toNativeDict(dict)
-    guard(() => this.native.loadStateDict(d))
+    this.native.loadStateDict(d)
   }
 
   /** Saves the state dict as safetensors, atomically; PyTorch reads it with `safetensors.torch.load_file`. */
   save(path: string): void {
     if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
-    guard(() => this.native.save(path))
+    this.native.save(path)
   }
 
   /**
@@ -280,7 +250,7 @@ export class BYOL {
    */
   exportBackbone(path: string): void {
     if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
-    guard(() => this.native.exportBackbone(path))
+    this.native.exportBackbone(path)
   }
 
   /**
@@ -290,10 +260,9 @@ export class BYOL {
    */
   async embed(loader: DataLoader): Promise<Embedding> {
     if (!(loader instanceof DataLoader)) throw typeError('loader', 'a DataLoader', loader)
-    const e = await guard(() => this.native.embed(loader.native)).catch((err: unknown) => {
-      throw translate(err)
-    })
-    return { data: e.data, shape: [e.rows, e.dim], labels: e.labels }
+    const e = await this.native.embed(loader.native)
+    for (const item of e.skipped) warnOnce(`byol-torch: embed skipped an unreadable image: ${item}`)
+    return { data: e.data, shape: [e.rows, e.dim], labels: e.labels, skipped: e.skipped }
   }
 }
 
@@ -304,7 +273,7 @@ export function cosineSchedule(step: number, maxSteps: number, startValue: numbe
   checkNumber('startValue', startValue)
   checkNumber('endValue', endValue)
   if (period !== undefined && period !== null) checkNumber('period', period, { integer: true })
-  const r = guard(() => native.cosineSchedule(step, maxSteps, startValue, endValue, period ?? undefined))
+  const r = native.cosineSchedule(step, maxSteps, startValue, endValue, period ?? undefined)
   if (r.pastEnd) process.emitWarning(`Current step number ${step} exceeds max_steps ${maxSteps}.`, 'RuntimeWarning')
   return r.value
 }
@@ -314,11 +283,11 @@ export function updateMomentum(model: Module, modelEma: Module, m: number): void
   if (!(model instanceof Module)) throw typeError('model', 'a Module', model)
   if (!(modelEma instanceof Module)) throw typeError('modelEma', 'a Module', modelEma)
   checkNumber('m', m)
-  guard(() => native.updateMomentum(model.native, modelEma.native, m))
+  native.updateMomentum(model.native, modelEma.native, m)
 }
 
 /** lightly's `deactivate_requires_grad(model)`. */
 export function deactivateRequiresGrad(model: Module): void {
   if (!(model instanceof Module)) throw typeError('model', 'a Module', model)
-  guard(() => model.native.deactivateRequiresGrad())
+  model.native.deactivateRequiresGrad()
 }

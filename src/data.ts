@@ -3,10 +3,10 @@
  * prefetching batches so that training does not wait on data.
  */
 import { createRequire } from 'node:module'
-import { checkNumber, guard, rangeError, translate, typeError } from './errors'
+import { checkNumber, checkOptions, Exhaustive, typeError } from './errors'
 import { native } from './native'
-import type { NativeDataLoader, NativeDataset } from './native.generated'
-import { DeviceName, Tensor } from './tensor'
+import type { Layout, LoaderOptions, NativeDataLoader, NativeDataset } from './native.generated'
+import { Tensor } from './tensor'
 import { BYOLTransform } from './transforms'
 
 /** A dataset of images with labels (labels are kept for evaluation; BYOL does not use them). */
@@ -34,13 +34,13 @@ export class Dataset {
   subset(indices: readonly number[]): Dataset {
     if (!Array.isArray(indices)) throw typeError('indices', 'an array of item indices', indices)
     indices.forEach((i, k) => checkNumber(`indices[${k}]`, i, { integer: true, min: 0 }))
-    return new Subset(guard(() => this.native.subset([...indices])))
+    return new Subset(this.native.subset([...indices]))
   }
 
   /** Item `index` as a `[3, H, W]` uint8 RGB tensor, or `null` if it cannot be read. */
   get(index: number): Tensor | null {
     checkNumber('index', index, { integer: true, min: 0 })
-    const t = guard(() => this.native.get(index))
+    const t = this.native.get(index)
     return t ? Tensor.wrap(t) : null
   }
 }
@@ -52,9 +52,13 @@ class Subset extends Dataset {
   }
 }
 
+const LAYOUTS = ['nchw', 'nhwc'] as const satisfies readonly Layout[]
+const layoutsListed: Exhaustive<typeof LAYOUTS, Layout> = true
+void layoutsListed
+
 export interface TensorDatasetOptions {
   /** `'nchw'` (default) or `'nhwc'`, the layout of decoded images (a `Uint8Array` of `H * W * C` per image). */
-  layout?: 'nchw' | 'nhwc'
+  layout?: Layout
 }
 
 /**
@@ -65,9 +69,9 @@ export class TensorDataset extends Dataset {
   constructor(images: Tensor, labels?: readonly number[], options: TensorDatasetOptions = {}) {
     if (!(images instanceof Tensor)) throw typeError('images', 'a Tensor of shape [N, C, H, W] or [N, H, W, C]', images)
     if (labels !== undefined && !Array.isArray(labels)) throw typeError('labels', 'an array of integers', labels)
-    const layout = options.layout ?? 'nchw'
-    if (layout !== 'nchw' && layout !== 'nhwc') throw typeError('options.layout', "'nchw' or 'nhwc'", layout)
-    super(guard(() => native.NativeDataset.fromTensor(images.native, labels ? [...labels] : undefined, layout === 'nhwc')))
+    const { layout } = options
+    if (layout !== undefined && !LAYOUTS.includes(layout)) throw typeError('options.layout', "'nchw' or 'nhwc'", layout)
+    super(native.NativeDataset.fromTensor(images.native, labels ? [...labels] : undefined, layout))
   }
 }
 
@@ -84,8 +88,11 @@ export interface ImageFolderOptions {
 export class ImageFolder extends Dataset {
   constructor(root: string, options: ImageFolderOptions = {}) {
     if (typeof root !== 'string') throw typeError('root', 'a folder path string', root)
-    const extensions = [...(options.extensions ?? ['jpg', 'jpeg', 'png'])]
-    super(guard(() => native.NativeDataset.imageFolder(root, extensions)))
+    const { extensions } = options
+    if (extensions !== undefined && (!Array.isArray(extensions) || extensions.some((e) => typeof e !== 'string'))) {
+      throw typeError('options.extensions', 'an array of file extensions', extensions)
+    }
+    super(native.NativeDataset.imageFolder(root, extensions && [...extensions]))
   }
 }
 
@@ -116,51 +123,23 @@ export function randomSplit(dataset: Dataset, lengths: readonly number[], option
   if (!(dataset instanceof Dataset)) throw typeError('dataset', 'a Dataset', dataset)
   if (!Array.isArray(lengths)) throw typeError('lengths', 'an array of lengths', lengths)
   lengths.forEach((n, k) => checkNumber(`lengths[${k}]`, n, { integer: true, min: 0 }))
-  const total = lengths.reduce((a, b) => a + b, 0)
-  if (total !== dataset.length) throw rangeError('lengths', `lengths that add up to the dataset's ${dataset.length} items`, total)
-  // Fisher-Yates with a small seeded generator (mulberry32).
-  let state = checkNumber('seed', options.seed ?? 0, { integer: true, min: 0 }) >>> 0
-  const random = () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  const order = Array.from({ length: total }, (_, i) => i)
-  for (let i = total - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1))
-    ;[order[i], order[j]] = [order[j], order[i]]
-  }
-  let start = 0
-  return lengths.map((n) => dataset.subset(order.slice(start, (start += n))))
+  if (options.seed !== undefined) checkNumber('seed', options.seed, { integer: true, min: 0 })
+  return native.randomSplit(dataset.length, [...lengths], options.seed).map((indices) => dataset.subset(indices))
 }
 
-export interface DataLoaderOptions {
-  /** Images per batch. Default 32. */
-  batchSize?: number
-  /** A new random order every epoch. Default true. */
-  shuffle?: boolean
-  /** Drop the last, smaller batch. Default false. */
-  dropLast?: boolean
-  /** Rust worker threads that decode and augment. Default: the number of cores. */
-  numWorkers?: number
-  /** Batches kept ready ahead of training (memory stays bounded by it). Default 2. */
-  prefetch?: number
-  /** Seed of the order and of the augmentations. Default 0. */
-  seed?: number
+/** The loader's options (each one left out takes its default) and the transform. */
+export interface DataLoaderOptions extends LoaderOptions {
   /** Applied to each batch in the workers; without it both views are the images in [0, 1]. */
   transform?: BYOLTransform
-  /** Side images of other sizes are resized to before batching. Default: `inputSize * 8 / 7` with a transform, else the first image's. */
-  imageSize?: number
-  /**
-   * Without a `transform`: normalise the [0, 1] images per channel, e.g. with
-   * the training transform's `normalize`, so that features are computed on what
-   * the model was trained on. `transform.resolved.normalize` has it.
-   */
-  normalize?: { mean: readonly number[]; std: readonly number[] } | null
-  /** Where batches are assembled and augmented, e.g. `'cuda'` to run the transform on the GPU. Default `'cpu'`. */
-  device?: DeviceName
+}
+
+/** Warns once per message for the life of the process (an unreadable file is named once). */
+const warned = new Set<string>()
+/** @internal */
+export function warnOnce(message: string): void {
+  if (warned.has(message)) return
+  warned.add(message)
+  process.emitWarning(message, 'DataWarning')
 }
 
 /** A batch: the two views and the labels. */
@@ -173,48 +152,41 @@ export type Batch = [x0: Tensor, x1: Tensor, labels: number[]]
 export class DataLoader {
   /** @internal */
   readonly native: NativeDataLoader
-  private warned = new Set<string>()
+  private skippedItems = new Set<string>()
 
   constructor(readonly dataset: Dataset, options: DataLoaderOptions = {}) {
     if (!(dataset instanceof Dataset)) throw typeError('dataset', 'a Dataset (TensorDataset, ImageFolder, mnist())', dataset)
-    const cores = require('node:os').availableParallelism?.() ?? 2
-    const o = {
-      batchSize: checkNumber('batchSize', options.batchSize ?? 32, { integer: true, min: 1 }),
-      shuffle: options.shuffle ?? true,
-      dropLast: options.dropLast ?? false,
-      numWorkers: checkNumber('numWorkers', options.numWorkers ?? cores, { integer: true, min: 1 }),
-      prefetch: checkNumber('prefetch', options.prefetch ?? 2, { integer: true, min: 1 }),
-      seed: checkNumber('seed', options.seed ?? 0, { integer: true, min: 0 }),
-      imageSize: options.imageSize === undefined ? undefined : checkNumber('imageSize', options.imageSize, { integer: true, min: 1 }),
-      device: options.device ?? 'cpu',
-      normalizeMean: options.normalize ? [...options.normalize.mean] : undefined,
-      normalizeStd: options.normalize ? [...options.normalize.std] : undefined,
-    }
-    if (options.normalize && options.transform) throw typeError('normalize', 'no normalize next to a transform (the transform normalises)', options.normalize)
-    if (options.transform !== undefined && !(options.transform instanceof BYOLTransform)) {
-      throw typeError('transform', 'a BYOLTransform', options.transform)
-    }
-    this.native = guard(() => new native.NativeDataLoader(dataset.native, o, options.transform?.resolved))
+    const { transform, ...rest } = checkOptions<DataLoaderOptions>('options', options, {
+      batchSize: { number: { integer: true, min: 1 } },
+      shuffle: 'boolean',
+      dropLast: 'boolean',
+      numWorkers: { number: { integer: true, min: 1 } },
+      prefetch: { number: { integer: true, min: 1 } },
+      seed: { number: { integer: true, min: 0 } },
+      imageSize: { number: { integer: true, min: 1 } },
+      device: 'device',
+      normalize: 'objectOrNull',
+      transform: 'object',
+    })
+    if (transform !== undefined && !(transform instanceof BYOLTransform)) throw typeError('transform', 'a BYOLTransform', transform)
+    if (rest.normalize && transform) throw typeError('normalize', 'no normalize next to a transform (the transform normalises)', rest.normalize)
+    this.native = new native.NativeDataLoader(dataset.native, rest, transform?.native)
   }
 
   /** Batches per epoch. */
   get length(): number {
-    return guard(() => this.native.numBatches)
+    return this.native.numBatches
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Batch, void, undefined> {
-    guard(() => this.native.startEpoch())
+    this.native.startEpoch()
     try {
       for (;;) {
-        const batch = await this.native.next().catch((e: unknown) => {
-          throw translate(e)
-        })
+        const batch = await this.native.next()
         if (!batch) return
-        for (const s of batch.skipped) {
-          if (!this.warned.has(s)) {
-            this.warned.add(s)
-            process.emitWarning(`byol-torch: skipped an unreadable image: ${s}`, 'DataWarning')
-          }
+        for (const item of batch.skipped) {
+          this.skippedItems.add(item)
+          warnOnce(`byol-torch: skipped an unreadable image: ${item}`)
         }
         const [x0, x1] = batch.views()
         if (batch.labels.length === 0) continue
@@ -225,9 +197,9 @@ export class DataLoader {
     }
   }
 
-  /** Items skipped so far because they could not be read. */
+  /** Items skipped so far because they could not be read: each path and why. */
   get skipped(): string[] {
-    return [...this.warned]
+    return [...this.skippedItems]
   }
 }
 
@@ -235,5 +207,5 @@ export class DataLoader {
 export function saveImage(image: Tensor, path: string): void {
   if (!(image instanceof Tensor)) throw typeError('image', 'a Tensor of shape [C, H, W]', image)
   if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
-  guard(() => native.saveImage(image.native, path))
+  native.saveImage(image.native, path)
 }

@@ -1,5 +1,9 @@
-import { checkNumber, guard, translate, typeError } from './errors'
+import { checkNumber, checkOptions, typeError } from './errors'
 import { native } from './native'
+import type { KnnOptions, LinearProbeOptions, ProbeResult } from './native.generated'
+
+export type { KnnOptions, LinearProbeOptions }
+export type LinearProbeResult = ProbeResult
 
 /** Features of `shape[0]` images, `shape[1]` numbers each, row-major. */
 export interface Features {
@@ -10,31 +14,8 @@ export interface Features {
 /** What `model.embed(loader)` returns: backbone features and the images' labels. */
 export interface Embedding extends Features {
   labels: number[]
-}
-
-export interface KnnOptions {
-  /** Neighbours that vote. Default 200 (lightly, solo-learn). */
-  k?: number
-  /** Softness of the votes `exp(similarity / temperature)`. Default 0.1. */
-  temperature?: number
-}
-
-export interface LinearProbeOptions {
-  /** Passes over the training features. Default 20. */
-  epochs?: number
-  /** Default 256. */
-  batchSize?: number
-  /** AdamW learning rate. Default 0.01. */
-  lr?: number
-  /** Default 0. */
-  weightDecay?: number
-  /** Seeds the initial weights and the order. Default 0. */
-  seed?: number
-}
-
-export interface LinearProbeResult {
-  trainAccuracy: number
-  testAccuracy: number
+  /** The images that could not be read (they have no row): each path and why. */
+  skipped: string[]
 }
 
 function checkFeatures(arg: string, f: unknown): Features {
@@ -77,11 +58,8 @@ export async function knnAccuracy(
   options: KnnOptions = {},
 ): Promise<number> {
   const { a, b, la, lb } = pair(trainFeatures, trainLabels, testFeatures, testLabels)
-  const k = checkNumber('k', options.k ?? 200, { integer: true, min: 1 })
-  const temperature = checkNumber('temperature', options.temperature ?? 0.1, { exclusiveMin: 0 })
-  return guard(() => native.knnAccuracy(a.data, la, b.data, lb, a.shape[1], k, temperature)).catch((e: unknown) => {
-    throw translate(e)
-  })
+  const o = checkOptions<KnnOptions>('options', options, { k: { number: { integer: true, min: 1 } }, temperature: { number: { exclusiveMin: 0 } } })
+  return native.knnAccuracy(a.data, la, b.data, lb, a.shape[1], o)
 }
 
 /**
@@ -96,14 +74,12 @@ export async function linearProbe(
   options: LinearProbeOptions = {},
 ): Promise<LinearProbeResult> {
   const { a, b, la, lb } = pair(trainFeatures, trainLabels, testFeatures, testLabels)
-  const o = {
-    epochs: checkNumber('epochs', options.epochs ?? 20, { integer: true, min: 1 }),
-    batchSize: checkNumber('batchSize', options.batchSize ?? 256, { integer: true, min: 1 }),
-    lr: checkNumber('lr', options.lr ?? 0.01, { exclusiveMin: 0 }),
-    weightDecay: checkNumber('weightDecay', options.weightDecay ?? 0, { min: 0 }),
-    seed: checkNumber('seed', options.seed ?? 0, { integer: true, min: 0 }),
-  }
-  return guard(() => native.linearProbe(a.data, la, b.data, lb, a.shape[1], o)).catch((e: unknown) => {
-    throw translate(e)
+  const o = checkOptions<LinearProbeOptions>('options', options, {
+    epochs: { number: { integer: true, min: 1 } },
+    batchSize: { number: { integer: true, min: 1 } },
+    lr: { number: { exclusiveMin: 0 } },
+    weightDecay: { number: { min: 0 } },
+    seed: { number: { integer: true, min: 0 } },
   })
+  return native.linearProbe(a.data, la, b.data, lb, a.shape[1], o)
 }

@@ -1,7 +1,9 @@
-import { checkNumber, guard, typeError } from './errors'
+import { checkNumber, Exhaustive, typeError } from './errors'
 import { native } from './native'
-import type { NativeModule, NativeStateDict } from './native.generated'
+import type { NativeModule, NativeStateDict, NonLinearity } from './native.generated'
 import { DeviceName, Tensor } from './tensor'
+
+export type { NonLinearity }
 
 /** `state_dict()`: tensors by PyTorch's key names, in registration order. */
 export type StateDict = Record<string, Tensor>
@@ -22,7 +24,7 @@ export function toNativeDict(dict: StateDict, arg = 'stateDict'): NativeStateDic
   const d = new native.NativeStateDict()
   for (const [k, t] of Object.entries(dict)) {
     if (!(t instanceof Tensor)) throw typeError(`${arg}['${k}']`, 'a Tensor', t)
-    guard(() => d.set(k, t.native))
+    d.set(k, t.native)
   }
   return d
 }
@@ -30,30 +32,69 @@ export function toNativeDict(dict: StateDict, arg = 'stateDict'): NativeStateDic
 /** Reads every tensor of a safetensors file (PyTorch's `safetensors.torch.load_file`). */
 export function loadSafetensors(path: string): StateDict {
   if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
-  return fromNativeDict(guard(() => native.NativeStateDict.load(path)))
+  return fromNativeDict(native.NativeStateDict.load(path))
 }
 
 /** Writes tensors to a safetensors file, atomically (temporary file, then rename). */
 export function saveSafetensors(dict: StateDict, path: string): void {
   if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
-  const d = toNativeDict(dict)
-  guard(() => d.save(path))
+  toNativeDict(dict).save(path)
 }
 
 export interface ModuleOptions {
-  /** Where the parameters live. Default `'cpu'`. */
+  /** Where the parameters live. Default: the CPU. */
   device?: DeviceName
   /** Seeds libtorch's generator before initialising the weights. */
   seed?: number
 }
 
+function checkModuleOptions(options: ModuleOptions): void {
+  if (options === null || typeof options !== 'object') throw typeError('options', 'an options object', options)
+  if (options.seed !== undefined) checkNumber('options.seed', options.seed, { integer: true })
+}
+
+/** The native side of anything with `nn.Module`'s training flag. */
+interface HasTrainingMode {
+  readonly training: boolean
+  train(mode: boolean): void
+  readonly device: string
+}
+
+/** What every `torch.nn.Module` has, here a network or the whole BYOL model: the training flag and the device. */
+export abstract class ModuleBase {
+  /** @internal */
+  abstract readonly native: HasTrainingMode
+
+  /** `module.training`: BatchNorm uses batch statistics (and updates its running ones) while true. */
+  get training(): boolean {
+    return this.native.training
+  }
+
+  /** `module.train(mode)`. Returns the module. */
+  train(mode = true): this {
+    this.native.train(mode)
+    return this
+  }
+
+  /** `module.eval()`. Returns the module. */
+  eval(): this {
+    return this.train(false)
+  }
+
+  /** Where the parameters live, e.g. `'cpu'` or `'cuda:0'`. */
+  get device(): string {
+    return this.native.device
+  }
+}
+
 /** A network (`torch.nn.Module`): a backbone, a head, or a momentum copy of one. */
-export class Module {
+export class Module extends ModuleBase {
   /** @internal */
   readonly native: NativeModule
 
   /** Modules are made by `resnet18()`, `Backbone.fromTorchScript()`, the head classes and `BYOL`. */
   protected constructor(handle: unknown) {
+    super()
     if (!(handle instanceof native.NativeModule)) throw typeError('handle', 'a module made by byol-torch', handle)
     this.native = handle
   }
@@ -66,54 +107,32 @@ export class Module {
   /** `module(x)` / `module.forward(x)`. */
   forward(x: Tensor): Tensor {
     if (!(x instanceof Tensor)) throw typeError('x', 'a Tensor', x)
-    return Tensor.wrap(guard(() => this.native.forward(x.native)))
-  }
-
-  /** `module.training`. */
-  get training(): boolean {
-    return guard(() => this.native.training)
-  }
-
-  /** `module.train(mode)`. Returns the module. */
-  train(mode = true): this {
-    guard(() => this.native.train(mode))
-    return this
-  }
-
-  /** `module.eval()`. Returns the module. */
-  eval(): this {
-    return this.train(false)
+    return Tensor.wrap(this.native.forward(x.native))
   }
 
   /** Whether any parameter still has `requires_grad` set. */
   get requiresGrad(): boolean {
-    return guard(() => this.native.requiresGrad)
+    return this.native.requiresGrad
   }
 
   /** Number of parameter elements (`sum(p.numel() for p in module.parameters())`). */
   get numParameters(): number {
-    return guard(() => this.native.numParameters)
-  }
-
-  /** `module.device` of the parameters, e.g. `'cpu'`. */
-  get device(): string {
-    return guard(() => this.native.device)
+    return this.native.numParameters
   }
 
   /** `module.state_dict()`: tensors share memory with the module. */
   stateDict(): StateDict {
-    return fromNativeDict(guard(() => this.native.stateDict()))
+    return fromNativeDict(this.native.stateDict())
   }
 
   /** `module.load_state_dict(dict, strict=True)`. Nothing changes if a key or shape is wrong. */
   loadStateDict(dict: StateDict): void {
-    const d = toNativeDict(dict)
-    guard(() => this.native.loadStateDict(d))
+    this.native.loadStateDict(toNativeDict(dict))
   }
 
   /** `copy.deepcopy(module)`. */
   deepCopy(): Module {
-    return Module.wrap(guard(() => this.native.deepCopy()))
+    return Module.wrap(this.native.deepCopy())
   }
 }
 
@@ -131,44 +150,44 @@ export class Backbone extends Module {
    */
   static fromTorchScript(path: string, options: { device?: DeviceName } = {}): Backbone {
     if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
-    return Backbone.wrap(guard(() => native.torchscript(path, options.device ?? 'cpu')))
+    return Backbone.wrap(native.torchscript(path, options.device))
   }
 
   /** `'resnet18'`, `'resnet34'`, `'resnet50'` or `'torchscript'`. */
   get kind(): string {
-    return guard(() => this.native.kind)
+    return this.native.kind
   }
 
   /** Channels of the output (512 for ResNet18/34, 2048 for ResNet50). */
   get featureDim(): number {
-    return guard(() => this.native.featureDim())
+    return this.native.featureDim()
   }
 
   /** The trunk's weights with torchvision's keys (`conv1.weight`, `layer1.0.bn1.running_mean`, ...). */
   torchvisionStateDict(): StateDict {
-    return fromNativeDict(guard(() => this.native.torchvisionStateDict()))
+    return fromNativeDict(this.native.torchvisionStateDict())
   }
 }
 
 /** Options of the ResNet trunks. */
 export interface ResNetOptions extends ModuleOptions {
   /**
-   * Channels of the first stage (later stages double it). Default 64, as
+   * Channels of the first stage (later stages double it). Default `64`, as
    * torchvision; 16 or 32 make a narrow trunk that trains several times faster.
    */
   width?: number
   /**
    * The stem CIFAR-scale SSL benchmarks use (solo-learn, lightly): a 3x3
-   * stride-1 `conv1` and no max-pool, for inputs of about 32x32. Default false.
+   * stride-1 `conv1` and no max-pool, for inputs of about 32x32. Default `false`.
    */
   smallInputs?: boolean
 }
 
-function makeResnet(name: string, options: ResNetOptions): Backbone {
-  if (options.seed !== undefined) checkNumber('options.seed', options.seed, { integer: true })
-  const width = options.width === undefined ? undefined : checkNumber('options.width', options.width, { integer: true, min: 1 })
+function makeResnet(name: 'resnet18' | 'resnet34' | 'resnet50', options: ResNetOptions): Backbone {
+  checkModuleOptions(options)
+  if (options.width !== undefined) checkNumber('options.width', options.width, { integer: true, min: 1 })
   if (options.smallInputs !== undefined && typeof options.smallInputs !== 'boolean') throw typeError('options.smallInputs', 'a boolean', options.smallInputs)
-  return Backbone.wrap(guard(() => native.resnet(name, options.device ?? 'cpu', options.seed, width, options.smallInputs)))
+  return Backbone.wrap(native.resnet(name, options.device, options.seed, options.width, options.smallInputs))
 }
 
 /**
@@ -190,9 +209,6 @@ export function resnet50(options: ResNetOptions = {}): Backbone {
   return makeResnet('resnet50', options)
 }
 
-/** An activation of a head block: minerva passes `nn.ReLU()` and the like. */
-export type NonLinearity = 'relu' | 'gelu' | 'tanh'
-
 /**
  * One block of a head, as minerva's tuples:
  * `[inputDim, outputDim, batchNorm, nonLinearity, bias?]`. `batchNorm: true`
@@ -202,6 +218,10 @@ export type NonLinearity = 'relu' | 'gelu' | 'tanh'
 export type Block =
   | readonly [inputDim: number, outputDim: number, batchNorm: boolean | null, nonLinearity: NonLinearity | null]
   | readonly [inputDim: number, outputDim: number, batchNorm: boolean | null, nonLinearity: NonLinearity | null, bias: boolean]
+
+const NON_LINEARITIES = ['relu', 'gelu', 'tanh'] as const satisfies readonly NonLinearity[]
+const nonLinearitiesListed: Exhaustive<typeof NON_LINEARITIES, NonLinearity> = true
+void nonLinearitiesListed
 
 function toNativeBlocks(blocks: readonly Block[]) {
   if (!Array.isArray(blocks)) throw typeError('blocks', 'an array of [inputDim, outputDim, batchNorm, nonLinearity, bias?] tuples', blocks)
@@ -213,7 +233,7 @@ function toNativeBlocks(blocks: readonly Block[]) {
     checkNumber(`blocks[${i}][0]`, inputDim, { integer: true, min: 1 })
     checkNumber(`blocks[${i}][1]`, outputDim, { integer: true, min: 1 })
     if (batchNorm !== null && typeof batchNorm !== 'boolean') throw typeError(`blocks[${i}][2]`, 'a boolean or null', batchNorm)
-    if (nonLinearity !== null && typeof nonLinearity !== 'string') throw typeError(`blocks[${i}][3]`, "'relu', 'gelu', 'tanh' or null", nonLinearity)
+    if (nonLinearity !== null && !NON_LINEARITIES.includes(nonLinearity)) throw typeError(`blocks[${i}][3]`, "'relu', 'gelu', 'tanh' or null", nonLinearity)
     if (bias !== undefined && typeof bias !== 'boolean') throw typeError(`blocks[${i}][4]`, 'a boolean', bias)
     return { inputDim, outputDim, batchNorm: batchNorm === true, nonLinearity: nonLinearity ?? undefined, bias }
   })
@@ -224,35 +244,32 @@ export class ProjectionHead extends Module {
   constructor(blocks: readonly Block[], options?: ModuleOptions)
   /** @internal */
   constructor(handle: NativeModule)
-  /** @internal */
-  constructor(blocks: readonly Block[], options: ModuleOptions, preprocess: 'identity' | 'avgpool')
-  constructor(blocks: readonly Block[] | NativeModule, options: ModuleOptions = {}, preprocess: 'identity' | 'avgpool' = 'identity') {
+  constructor(blocks: readonly Block[] | NativeModule, options: ModuleOptions = {}) {
     if (blocks instanceof native.NativeModule) {
       super(blocks)
     } else {
       const specs = toNativeBlocks(blocks)
-      if (options.seed !== undefined) checkNumber('options.seed', options.seed, { integer: true })
-      super(guard(() => native.projectionHead(specs, preprocess, options.device ?? 'cpu', options.seed)))
+      checkModuleOptions(options)
+      super(native.projectionHead(specs, 'identity', options.device, options.seed))
     }
   }
 
   /** `head.layers`: the `nn.Sequential`'s layers, as PyTorch prints them. */
   get layers(): string[] {
-    return guard(() => this.native.layers)
+    return this.native.layers
   }
 
   /** `head.preprocess_step(x)`: identity here; pool and flatten in `BYOLProjectionHead`. */
   preprocessStep(x: Tensor): Tensor {
     if (!(x instanceof Tensor)) throw typeError('x', 'a Tensor', x)
-    return Tensor.wrap(guard(() => this.native.preprocessStep(x.native)))
+    return Tensor.wrap(this.native.preprocessStep(x.native))
   }
 }
 
-function byolBlocks(inputDim: number, hiddenDim: number, outputDim: number): Block[] {
-  return [
-    [inputDim, hiddenDim, true, 'relu'],
-    [hiddenDim, outputDim, null, null],
-  ]
+function byolHead(preprocess: 'avgpool' | 'identity', inputDim?: number, hiddenDim?: number, outputDim?: number, options: ModuleOptions = {}): NativeModule {
+  ;[inputDim, hiddenDim, outputDim].forEach((d, i) => d === undefined || checkNumber(['inputDim', 'hiddenDim', 'outputDim'][i], d, { integer: true, min: 1 }))
+  checkModuleOptions(options)
+  return native.byolHead(preprocess, inputDim, hiddenDim, outputDim, options.device, options.seed)
 }
 
 /**
@@ -264,9 +281,8 @@ export class BYOLProjectionHead extends ProjectionHead {
   constructor(inputDim?: number, hiddenDim?: number, outputDim?: number, options?: ModuleOptions)
   /** @internal */
   constructor(handle: NativeModule)
-  constructor(inputDim: number | NativeModule = 2048, hiddenDim = 4096, outputDim = 256, options: ModuleOptions = {}) {
-    if (inputDim instanceof native.NativeModule) super(inputDim)
-    else super(byolBlocks(inputDim, hiddenDim, outputDim), options, 'avgpool')
+  constructor(inputDim?: number | NativeModule, hiddenDim?: number, outputDim?: number, options?: ModuleOptions) {
+    super(inputDim instanceof native.NativeModule ? inputDim : byolHead('avgpool', inputDim, hiddenDim, outputDim, options))
   }
 
   /** `head.avgpool`: `nn.AdaptiveAvgPool2d((1, 1))`. */
@@ -280,9 +296,8 @@ export class BYOLPredictionHead extends ProjectionHead {
   constructor(inputDim?: number, hiddenDim?: number, outputDim?: number, options?: ModuleOptions)
   /** @internal */
   constructor(handle: NativeModule)
-  constructor(inputDim: number | NativeModule = 256, hiddenDim = 4096, outputDim = 256, options: ModuleOptions = {}) {
-    if (inputDim instanceof native.NativeModule) super(inputDim)
-    else super(byolBlocks(inputDim, hiddenDim, outputDim), options, 'identity')
+  constructor(inputDim?: number | NativeModule, hiddenDim?: number, outputDim?: number, options?: ModuleOptions) {
+    super(inputDim instanceof native.NativeModule ? inputDim : byolHead('identity', inputDim, hiddenDim, outputDim, options))
   }
 }
 
@@ -291,6 +306,6 @@ export class NegativeCosineSimilarity {
   forward(x0: Tensor, x1: Tensor): Tensor {
     if (!(x0 instanceof Tensor)) throw typeError('x0', 'a Tensor', x0)
     if (!(x1 instanceof Tensor)) throw typeError('x1', 'a Tensor', x1)
-    return Tensor.wrap(guard(() => native.negativeCosineSimilarity(x0.native, x1.native)))
+    return Tensor.wrap(native.negativeCosineSimilarity(x0.native, x1.native))
   }
 }

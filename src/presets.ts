@@ -35,5 +35,5 @@ export const mnistRecipe = {
   backbone: { width: 16, smallInputs: true },
   heads: { hiddenDim: 1024, outputDim: 128 },
   batchSize: 32,
-  trainer: { optimizer: 'sgd', learningRate: 0.05, momentum: 0.9, weightDecay: 5e-4, baseMomentum: 0.99 },
+  trainer: { optimizer: { name: 'SGD', lr: 0.05, momentum: 0.9, weightDecay: 5e-4 }, baseMomentum: 0.99 },
 } as const

@@ -1,17 +1,17 @@
-import { checkNumber, guard, typeError } from './errors'
+import { checkNumber, typeError } from './errors'
 import { native } from './native'
-import type { NativeTensor } from './native.generated'
+import type { Dtype, NativeTensor } from './native.generated'
 
 /** `'cpu'`, `'cuda'`, `'cuda:N'` or `'auto'` (CUDA when present, else CPU). */
 export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}` | 'auto'
 
 /** Element types a tensor can be made from. */
-export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'int16' | 'int8' | 'uint8'
+export type DType = Dtype
 
 export type TypedArrayInput = Float32Array | Float64Array | Int32Array | BigInt64Array | Int16Array | Int8Array | Uint8Array
 
 export interface TensorOptions {
-  /** Where to put the tensor. Default `'cpu'`. */
+  /** Where to put the tensor. Default: the CPU. */
   device?: DeviceName
 }
 
@@ -26,6 +26,7 @@ function dtypeOf(data: unknown): DType {
   throw typeError('data', 'a Float32Array, Float64Array, Int32Array, BigInt64Array, Int16Array, Int8Array or Uint8Array', data)
 }
 
+/** @internal */
 export function checkShape(shape: unknown, arg = 'shape'): number[] {
   if (!Array.isArray(shape)) throw typeError(arg, 'an array of non-negative integers', shape)
   shape.forEach((d, i) => checkNumber(`${arg}[${i}]`, d, { integer: true, min: 0 }))
@@ -54,22 +55,22 @@ export class Tensor {
     const dtype = dtypeOf(data)
     checkShape(shape)
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-    return Tensor.wrap(guard(() => native.tensorFromBytes(bytes, [...shape], dtype, options.device ?? 'cpu')))
+    return Tensor.wrap(native.tensorFromBytes(bytes, [...shape], dtype, options.device))
   }
 
   /** `tensor.shape`. */
   get shape(): number[] {
-    return guard(() => this.native.shape)
+    return this.native.shape
   }
 
   /** `tensor.dtype`, e.g. `'float32'`. */
   get dtype(): string {
-    return guard(() => this.native.dtype)
+    return this.native.dtype
   }
 
   /** `tensor.device`, e.g. `'cpu'` or `'cuda:0'`. */
   get device(): string {
-    return guard(() => this.native.device)
+    return this.native.device
   }
 
   /** Number of elements. */
@@ -79,12 +80,12 @@ export class Tensor {
 
   /** The values as float32 in row-major order (copied off the device if needed). */
   toFloat32Array(): Float32Array {
-    return guard(() => this.native.toFloat32Array())
+    return this.native.toFloat32Array()
   }
 
   /** `tensor.to(device)`. */
   to(device: DeviceName): Tensor {
-    return Tensor.wrap(guard(() => this.native.to(device)))
+    return Tensor.wrap(this.native.to(device))
   }
 
   /**
@@ -103,7 +104,7 @@ export class Tensor {
 
   /** `tensor.item()`: the value of a one-element tensor. */
   item(): number {
-    return guard(() => this.native.item())
+    return this.native.item()
   }
 }
 
@@ -116,13 +117,13 @@ export interface RandomOptions extends TensorOptions {
 export function randn(shape: readonly number[], options: RandomOptions = {}): Tensor {
   checkShape(shape)
   if (options.seed !== undefined) checkNumber('options.seed', options.seed, { integer: true })
-  return Tensor.wrap(guard(() => native.randn([...shape], options.seed, options.device ?? 'cpu')))
+  return Tensor.wrap(native.randn([...shape], options.seed, options.device))
 }
 
 /** `torch.zeros(shape)`, float32. */
 export function zeros(shape: readonly number[], options: TensorOptions = {}): Tensor {
   checkShape(shape)
-  return Tensor.wrap(guard(() => native.zeros([...shape], options.device ?? 'cpu')))
+  return Tensor.wrap(native.zeros([...shape], options.device))
 }
 
 /** `torch.manual_seed(seed)`. */
@@ -144,7 +145,7 @@ export function cudaDeviceCount(): number {
 /** `torch.set_num_threads(n)`: intra-op threads of libtorch on CPU. */
 export function setNumThreads(n: number): void {
   checkNumber('n', n, { integer: true, min: 1 })
-  guard(() => native.setNumThreads(n))
+  native.setNumThreads(n)
 }
 
 /** `torch.get_num_threads()`. */

@@ -1,113 +1,15 @@
 import { BYOL } from './byol'
 import { DataLoader } from './data'
-import { checkNumber, codedError, guard, translate, typeError } from './errors'
+import { ByolError, checkNumber, checkOptions, Exhaustive, Rule, typeError } from './errors'
 import { native } from './native'
-import type { NativeTrainer, ProgressEvent, TrainerOptions as NativeTrainerOptions } from './native.generated'
-import type { DeviceName } from './tensor'
+import type { KnnOptions, Loss, LrSchedule, NativeTrainer, OptimizerConfig, OptimizerName, Precision, ProgressEvent, Recipe, TrainerOptions } from './native.generated'
 
-/** Lightning's precision names. Mixed precision is meant for CUDA; on the CPU it runs only when asked. */
-export type Precision = '32' | 'bf16-mixed' | '16-mixed'
+export type { Precision, TrainerOptions }
 
-export interface TrainerOptions {
-  /** Stop after this many epochs (Lightning's `max_epochs`). At least one of `maxEpochs`, `maxSteps`. */
-  maxEpochs?: number
-  /** Stop after this many optimiser steps (`max_steps`). */
-  maxSteps?: number
-  /** Where the model trains; it is moved there. Default `'cpu'`. */
-  device?: DeviceName
-  /** Default `'32'`. `'bf16-mixed'`: bfloat16 autocast. `'16-mixed'`: float16 autocast with a dynamic loss scaler. */
-  precision?: Precision
-  /** Progress events (and `metrics`) every this many steps. Default 50, as Lightning. */
-  logEveryNSteps?: number
-  /** Folder for checkpoints (made if missing; must be writable, checked before training). */
-  checkpointDir?: string
-  /** Checkpoint every this many steps; a checkpoint is also written at the end and on abort. */
-  checkpointEveryNSteps?: number
-  /** Checkpoints kept, newest first. Default 3. */
-  keepCheckpoints?: number
-  /** Seeds libtorch's generator when `fit` starts (`seed_everything`). The data order and augmentations follow the loader's own seed. Default 0. */
-  seed?: number
-  /**
-   * `'minerva'` (default): minerva's `configure_optimizers`, plain SGD at the
-   * model's `learningRate`, constant. `'paper'`: the BYOL paper's LARS recipe
-   * (see the README's table). Options given next to a recipe override it.
-   */
-  recipe?: 'minerva' | 'paper'
-  /** `'sgd'`, `'lars'` or `'adamw'`. Default: the recipe's (SGD for minerva). */
-  optimizer?: 'sgd' | 'lars' | 'adamw'
-  /** Peak learning rate. Default: the recipe's, else the model's `learningRate`. */
-  learningRate?: number
-  /** SGD/LARS momentum. Default 0 for SGD (minerva), 0.9 for LARS. */
-  momentum?: number
-  /** Default 0 (SGD, LARS), 0.01 (AdamW), 1.5e-6 in the paper recipe. LARS leaves biases and BatchNorm out. */
-  weightDecay?: number
-  /** Nesterov momentum (SGD). Default false. */
-  nesterov?: boolean
-  /** LARS trust coefficient. Default 1e-3. */
-  trustCoefficient?: number
-  /** AdamW betas. Default [0.9, 0.999]. */
-  betas?: [number, number]
-  /** AdamW epsilon. Default 1e-8. */
-  eps?: number
-  /** `'constant'` (minerva) or `'cosine'` (linear warm-up, then cosine decay to 0; the paper). */
-  lrSchedule?: 'constant' | 'cosine'
-  /** Warm-up steps of the cosine schedule. Default 0. */
-  warmupSteps?: number
-  /** Warm-up in epochs (added to `warmupSteps`). The paper recipe: 10, capped at a tenth of the run. */
-  warmupEpochs?: number
-  /** `'minerva'` (default): `0.5 * (-cos(p0, z1) - cos(p1, z0))`. `'paper'`: `(2 - 2cos) + (2 - 2cos)`. */
-  loss?: 'minerva' | 'paper'
-  /** Lay convolution weights and inputs out as channels_last (faster low-precision convolutions on GPUs). Default false. */
-  channelsLast?: boolean
-  /** Evaluate kNN accuracy every this many epochs; needs `fit(..., { knn })`. */
-  knnEveryNEpochs?: number
-  /**
-   * τ at the start of the momentum schedule, which rises to 1 (cosine). Default:
-   * the model's, 0.996 (minerva, the paper). Runs of a few hundred steps learn
-   * faster with 0.99 or less.
-   */
-  baseMomentum?: number
-  /**
-   * Lightning's `fast_dev_run`: stop after at most this many steps, to
-   * smoke-test a script end to end. Default: the environment variable
-   * `BYOL_TORCH_FAST_DEV_RUN` if set, else no cap.
-   */
-  fastDevRun?: number
-}
-
-/** One report from a running `fit`. */
-export interface TrainingEvent {
-  /** `'step'` (every `logEveryNSteps`), `'epoch'`, `'checkpoint'`, `'knn'` or `'warning'`. */
-  kind: 'step' | 'epoch' | 'checkpoint' | 'knn' | 'warning'
-  /** `globalStep` after the step. */
-  step: number
-  totalSteps: number
-  /** `currentEpoch` (0-based) of the step. */
-  epoch: number
-  /** Batches of this epoch done. */
-  batch: number
-  batchesPerEpoch: number
-  /** `train_loss` of the step. */
-  loss: number
-  learningRate: number
-  /** The EMA momentum τ used by the step. */
-  momentum: number
-  imagesPerSecond: number
-  /** Seconds left at the present rate (NaN at first). */
-  etaSeconds: number
-  /** Collapse monitor: std over the batch of the l2-normalised projections (about `1/sqrt(dim)` when healthy, 0 if collapsed). */
-  projectionStd: number
-  /** fp16 loss scale (1 otherwise). */
-  lossScale: number
-  /** `'epoch'`: mean `train_loss` over the epoch (`self.log('train_loss', on_epoch=True)`). */
-  epochLoss: number
-  /** `'knn'`: top-1 kNN accuracy, 0 to 1. */
-  knnAccuracy: number
-  /** `'checkpoint'`: the folder written. */
-  path: string
-  /** `'warning'`: what happened. */
-  message: string
-}
+/** One report from a running `fit`; `switch (event.kind)` narrows it to its fields. */
+export type TrainingEvent = ProgressEvent
+/** The event `fit` sends every `logEveryNSteps` steps. */
+export type StepEvent = Extract<TrainingEvent, { kind: 'step' }>
 
 export interface FitOptions {
   /** Stops training at the next step boundary, writes a checkpoint, and rejects with an `AbortError`. */
@@ -116,8 +18,12 @@ export interface FitOptions {
   onProgress?: (event: TrainingEvent) => void
   /** A checkpoint folder (`step-00000100`), or a `checkpointDir` meaning its newest. Unreadable ones are passed over for the previous, with a warning. */
   resumeFrom?: string
-  /** Loaders (without transform) for kNN evaluation every `knnEveryNEpochs`. */
-  knn?: { train: DataLoader; test: DataLoader; k?: number; temperature?: number }
+  /**
+   * Loaders (without transform) for kNN evaluation every `knnEveryNEpochs`,
+   * the classifier's settings, and `baseline: true` to evaluate the backbone
+   * at random initialisation too, before the first step (not when resuming).
+   */
+  knn?: { train: DataLoader; test: DataLoader; baseline?: boolean } & KnnOptions
 }
 
 export interface FitResult {
@@ -141,7 +47,7 @@ export interface TrainerMetrics {
 }
 
 /** Rejection of an aborted `fit`. */
-export class AbortError extends Error {
+export class AbortError extends Error implements ByolError {
   readonly code = 'ABORT_ERR'
   constructor(
     readonly globalStep: number,
@@ -152,72 +58,73 @@ export class AbortError extends Error {
   }
 }
 
-const PRECISIONS = ['32', 'bf16-mixed', '16-mixed']
+const PRECISIONS = ['32', 'bf16-mixed', '16-mixed'] as const satisfies readonly Precision[]
+const RECIPES = ['minerva', 'paper'] as const satisfies readonly Recipe[]
+const OPTIMIZERS = ['SGD', 'LARS', 'AdamW'] as const satisfies readonly OptimizerName[]
+const LR_SCHEDULES = ['constant', 'cosine'] as const satisfies readonly LrSchedule[]
+const LOSSES = ['minerva', 'paper'] as const satisfies readonly Loss[]
+const listed: [
+  Exhaustive<typeof PRECISIONS, Precision>,
+  Exhaustive<typeof RECIPES, Recipe>,
+  Exhaustive<typeof OPTIMIZERS, OptimizerName>,
+  Exhaustive<typeof LR_SCHEDULES, LrSchedule>,
+  Exhaustive<typeof LOSSES, Loss>,
+] = [true, true, true, true, true]
+void listed
 
-function optionalInt(o: TrainerOptions, key: keyof TrainerOptions, min: number): number | undefined {
-  return o[key] === undefined ? undefined : checkNumber(key, o[key], { integer: true, min })
-}
-
-function oneOf<T extends string>(key: string, v: unknown, allowed: readonly string[]): T | undefined {
-  if (v === undefined) return undefined
-  if (typeof v !== 'string' || !allowed.includes(v)) throw typeError(key, allowed.map((a) => `'${a}'`).join(' | '), v)
-  return v as T
-}
+const int = (min: number): Rule => ({ number: { integer: true, min } })
+const positive: Rule = { number: { exclusiveMin: 0 } }
+const nonNegative: Rule = { number: { min: 0 } }
 
 /**
  * Lightning's `Trainer` for BYOL: `await new Trainer({ maxEpochs: 10 }).fit(model, loader)`.
- * The loop runs in Rust on a worker thread; the event loop stays free.
+ * The loop runs in Rust on a thread of its own; the event loop, and libuv's
+ * thread pool, stay free.
  */
 export class Trainer {
   /** @internal */
   readonly native: NativeTrainer
-  /** The options with their defaults filled in. */
-  readonly options: Readonly<NativeTrainerOptions>
+  /** The options given (each one left out has its default, see `TrainerOptions`). */
+  readonly options: Readonly<TrainerOptions>
   /** The latest values, as Lightning's `trainer.callback_metrics`. */
   metrics: TrainerMetrics = {}
 
   constructor(options: TrainerOptions = {}) {
-    if (options === null || typeof options !== 'object') throw typeError('options', 'an options object', options)
-    const o = options
-    if (o.maxEpochs === undefined && o.maxSteps === undefined) {
-      throw codedError('ERR_INVALID_ARG_TYPE', 'maxEpochs: expected maxEpochs or maxSteps (an integer >= 1), got neither')
-    }
-    const betas = o.betas
-    if (betas !== undefined && (!Array.isArray(betas) || betas.length !== 2)) throw typeError('betas', 'two numbers [beta1, beta2]', betas)
-    const num = (key: keyof TrainerOptions, opts: { min?: number; exclusiveMin?: number } = {}) =>
-      o[key] === undefined ? undefined : checkNumber(key, o[key], opts)
-    const resolved: NativeTrainerOptions = {
-      maxEpochs: optionalInt(o, 'maxEpochs', 1),
-      maxSteps: optionalInt(o, 'maxSteps', 1),
-      device: o.device ?? 'cpu',
-      precision: oneOf<Precision>('precision', o.precision, PRECISIONS) ?? '32',
-      logEveryNSteps: optionalInt(o, 'logEveryNSteps', 1) ?? 50,
-      checkpointDir: o.checkpointDir,
-      checkpointEveryNSteps: optionalInt(o, 'checkpointEveryNSteps', 1),
-      keepCheckpoints: optionalInt(o, 'keepCheckpoints', 1) ?? 3,
-      seed: optionalInt(o, 'seed', 0) ?? 0,
-      recipe: oneOf('recipe', o.recipe, ['minerva', 'paper']) ?? 'minerva',
-      optimizer: oneOf('optimizer', o.optimizer, ['sgd', 'lars', 'adamw']),
-      learningRate: num('learningRate', { exclusiveMin: 0 }),
-      momentum: num('momentum', { min: 0 }),
-      weightDecay: num('weightDecay', { min: 0 }),
-      nesterov: o.nesterov,
-      trustCoefficient: num('trustCoefficient', { exclusiveMin: 0 }),
-      betas: betas?.map((b, i) => checkNumber(`betas[${i}]`, b, { min: 0 })),
-      eps: num('eps', { exclusiveMin: 0 }),
-      lrSchedule: oneOf('lrSchedule', o.lrSchedule, ['constant', 'cosine']),
-      warmupSteps: optionalInt(o, 'warmupSteps', 0),
-      warmupEpochs: num('warmupEpochs', { min: 0 }),
-      loss: oneOf('loss', o.loss, ['minerva', 'paper']),
-      channelsLast: o.channelsLast ?? false,
-      knnEveryNEpochs: optionalInt(o, 'knnEveryNEpochs', 1),
-      baseMomentum: num('baseMomentum', { min: 0 }),
-      fastDevRun: optionalInt(o, 'fastDevRun', 1),
-    }
-    if (o.checkpointDir !== undefined && typeof o.checkpointDir !== 'string') throw typeError('checkpointDir', 'a folder path string', o.checkpointDir)
-    if (o.nesterov !== undefined && typeof o.nesterov !== 'boolean') throw typeError('nesterov', 'a boolean', o.nesterov)
-    this.native = guard(() => new native.NativeTrainer(resolved))
-    this.options = Object.freeze(resolved)
+    const o = checkOptions<TrainerOptions>('options', options, {
+      maxEpochs: int(1),
+      maxSteps: int(1),
+      device: 'device',
+      precision: { oneOf: PRECISIONS },
+      logEveryNSteps: int(1),
+      checkpointDir: 'string',
+      checkpointEveryNSteps: int(1),
+      keepCheckpoints: int(1),
+      seed: int(0),
+      recipe: { oneOf: RECIPES },
+      optimizer: 'object',
+      lrSchedule: { oneOf: LR_SCHEDULES },
+      warmupSteps: int(0),
+      warmupEpochs: nonNegative,
+      loss: { oneOf: LOSSES },
+      channelsLast: 'boolean',
+      knnEveryNEpochs: int(1),
+      baseMomentum: nonNegative,
+      fastDevRun: int(1),
+    })
+    checkOptions<OptimizerConfig>('optimizer', o.optimizer, {
+      name: { oneOf: OPTIMIZERS },
+      lr: positive,
+      momentum: nonNegative,
+      dampening: nonNegative,
+      weightDecay: nonNegative,
+      nesterov: 'boolean',
+      trustCoefficient: positive,
+      betas: 'pair',
+      eps: positive,
+      excludeBiasAndNorm: 'boolean',
+    })
+    this.native = new native.NativeTrainer(o)
+    this.options = Object.freeze({ ...o })
   }
 
   /**
@@ -238,37 +145,36 @@ export class Trainer {
     if (this.options.knnEveryNEpochs !== undefined && knn === undefined) {
       throw typeError('knn', '{ train, test } loaders because knnEveryNEpochs is set', undefined)
     }
+    if (knn?.k !== undefined) checkNumber('knn.k', knn.k, { integer: true, min: 1 })
+    if (knn?.temperature !== undefined) checkNumber('knn.temperature', knn.temperature, { exclusiveMin: 0 })
     if (signal?.aborted) throw new AbortError(model.globalStep, null)
-    const k = knn?.k === undefined ? undefined : checkNumber('knn.k', knn.k, { integer: true, min: 1 })
-    const t = knn?.temperature === undefined ? undefined : checkNumber('knn.temperature', knn.temperature, { exclusiveMin: 0 })
     // Events and the result travel separately; the result waits for the
-    // events sent before it, so `onProgress` has seen them all on resolve.
+    // events sent before it, so that `onProgress` has seen them all on resolve.
     let received = 0
     let expected = -1
     let allReceived: () => void = () => {}
     const drained = new Promise<void>((resolve) => (allReceived = resolve))
-    const onEvent = (e: ProgressEvent) => {
-      const event = e as TrainingEvent
+    const onEvent = (event: ProgressEvent) => {
       received++
       if (received === expected) allReceived()
       this.record(event)
       if (event.kind === 'warning') process.emitWarning(`byol-torch: ${event.message}`, 'TrainingWarning')
       onProgress?.(event)
     }
-    const task = guard(() =>
-      this.native.fit(model.native, loader.native, resumeFrom, knn?.train.native, knn?.test.native, k, t, onEvent),
-    )
+    const knnOptions = knn && { k: knn.k, temperature: knn.temperature }
+    if (knn?.baseline !== undefined && typeof knn.baseline !== 'boolean') throw typeError('knn.baseline', 'a boolean', knn.baseline)
+    const running = this.native.fit(model.native, loader.native, resumeFrom, knn?.train.native, knn?.test.native, knnOptions, knn?.baseline, onEvent)
     const abort = () => this.native.abort()
     signal?.addEventListener('abort', abort, { once: true })
     try {
-      const r = await task.catch(async (e: unknown) => {
+      const r = await running.catch(async (e: unknown) => {
         // Let the events queued before the failure reach onProgress first.
         await new Promise((resolve) => setImmediate(resolve))
-        throw withStep(translate(e))
+        throw e
       })
       expected = r.events
       if (received < expected) await drained
-      if (r.stop === 'aborted') throw new AbortError(r.globalStep, r.lastCheckpoint ?? null)
+      if (r.aborted) throw new AbortError(r.globalStep, r.lastCheckpoint ?? null)
       return { globalStep: r.globalStep, currentEpoch: r.currentEpoch, lastCheckpoint: r.lastCheckpoint ?? null, warnings: r.warnings }
     } finally {
       signal?.removeEventListener('abort', abort)
@@ -277,27 +183,26 @@ export class Trainer {
 
   private record(e: TrainingEvent): void {
     const m = this.metrics
-    if (e.kind === 'step') {
-      Object.assign(m, {
-        train_loss: e.loss,
-        lr: e.learningRate,
-        momentum: e.momentum,
-        projection_std: e.projectionStd,
-        images_per_second: e.imagesPerSecond,
-      })
-    } else if (e.kind === 'epoch') {
-      m.train_loss_epoch = e.epochLoss
-    } else if (e.kind === 'knn') {
-      m.knn_accuracy = e.knnAccuracy
+    switch (e.kind) {
+      case 'step':
+        Object.assign(m, { train_loss: e.loss, lr: e.learningRate, momentum: e.momentum, projection_std: e.projectionStd, images_per_second: e.imagesPerSecond })
+        break
+      case 'epoch':
+        m.train_loss_epoch = e.loss
+        break
+      case 'knn':
+        m.knn_accuracy = e.accuracy
+        break
     }
   }
 }
 
-/** A non-finite loss error also carries the step as `error.step`. */
-function withStep(e: unknown): unknown {
-  if (e instanceof Error && (e as { code?: string }).code === 'ERR_BYOL_NON_FINITE_LOSS') {
-    const m = /at step (\d+)/.exec(e.message)
-    if (m) (e as Error & { step: number }).step = Number(m[1])
-  }
-  return e
+/**
+ * The newest checkpoint folder in `dir`, or `null` when it holds none or does
+ * not exist: what a job that may have been stopped before passes as
+ * `resumeFrom` (Lightning's `ckpt_path="last"`).
+ */
+export function latestCheckpoint(dir: string): string | null {
+  if (typeof dir !== 'string') throw typeError('dir', 'a folder path', dir)
+  return native.latestCheckpoint(dir)
 }

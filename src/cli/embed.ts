@@ -1,19 +1,15 @@
 /** `byol-torch embed`: backbone features of a dataset, written to safetensors. */
 import { Option } from '@commander-js/extra-typings'
-import { device, dataCommand } from './options'
+import { modelCommand } from './options'
 
 export function embedCommand() {
-  return dataCommand('embed', 'write backbone features (and labels) of a dataset to safetensors')
-    .requiredOption('--model <file>', 'a model.safetensors written by train (or BYOL.save)')
+  return modelCommand('embed', 'write backbone features (and labels) of a dataset to safetensors')
     .requiredOption('--out <file>', 'features.safetensors to write')
     .addOption(new Option('--split <s>', 'which images').choices(['all', 'train', 'val'] as const).default('all' as const))
-    .option('--device <d>', 'cpu | cuda | cuda:N | auto', device, 'cpu' as const)
     .action(async (f) => {
       const lib = await import('../index')
       const rt = await import('./runtime')
-      rt.useThreads(f)
-      const model = lib.BYOL.load(f.model, { device: f.device })
-      const data = rt.openData(f)
+      const { model, data } = rt.openModel(f)
       const ds = f.split === 'all' ? data.all : f.split === 'train' ? data.train : data.val
       const e = await model.embed(rt.evalLoader(ds, data.imageSize, f.workers, rt.augmentations(data, undefined, 0)))
       lib.saveSafetensors(

@@ -1,19 +1,15 @@
 /** `byol-torch eval`: kNN accuracy and a linear probe of a trained backbone. */
-import { device, int, num, dataCommand } from './options'
+import { int, modelCommand, num } from './options'
 
 export function evalCommand() {
-  return dataCommand('eval', 'kNN accuracy and a linear probe of a trained backbone on the held-out split')
-    .requiredOption('--model <file>', 'a model.safetensors written by train (or BYOL.save)')
+  return modelCommand('eval', 'kNN accuracy and a linear probe of a trained backbone on the held-out split')
     .option('--k <n>', 'kNN neighbours', int(1), 200)
     .option('--temperature <t>', 'kNN temperature', num(0, true), 0.1)
     .option('--probe-epochs <n>', 'linear probe epochs', int(1), 20)
-    .option('--device <d>', 'cpu | cuda | cuda:N | auto', device, 'cpu' as const)
     .action(async (f) => {
       const lib = await import('../index')
       const rt = await import('./runtime')
-      rt.useThreads(f)
-      const model = lib.BYOL.load(f.model, { device: f.device })
-      const data = rt.openData(f)
+      const { model, data } = rt.openModel(f)
       const t = rt.augmentations(data, undefined, 0)
       const a = await model.embed(rt.evalLoader(data.train, data.imageSize, f.workers, t))
       const b = await model.embed(rt.evalLoader(data.val, data.imageSize, f.workers, t))

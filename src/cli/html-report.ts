@@ -9,8 +9,8 @@ import * as path from 'node:path'
 /** One line of `metrics.jsonl`: a training event plus the wall-clock time. */
 export interface MetricsRecord {
   kind: string
-  step: number
-  epoch: number
+  step?: number
+  epoch?: number
   time?: string
   [key: string]: unknown
 }
@@ -89,14 +89,14 @@ export function renderReport(records: MetricsRecord[], summary: Record<string, s
   const charts = [
     lineChart('train_loss', 'step', [
       { name: 'step loss', points: pick(steps, 'step', 'loss'), color: '#1f77b4' },
-      { name: 'epoch mean', points: pick(epochs, 'step', 'epochLoss'), color: '#d62728' },
+      { name: 'epoch mean', points: pick(epochs, 'step', 'loss'), color: '#d62728' },
     ]),
     lineChart('learning rate', 'step', [{ name: 'lr', points: pick(steps, 'step', 'learningRate'), color: '#2ca02c' }]),
     lineChart('EMA momentum τ', 'step', [{ name: 'τ', points: pick(steps, 'step', 'momentum'), color: '#9467bd' }]),
     lineChart('collapse monitor: std of l2-normalised projections', 'step', [
       { name: 'std', points: pick(steps, 'step', 'projectionStd'), color: '#8c564b' },
     ]),
-    lineChart('kNN accuracy', 'epoch', [{ name: 'top-1', points: knn.map((r) => [Number(r.epoch) + 1, Number(r.knnAccuracy)]), color: '#ff7f0e' }]),
+    lineChart('kNN accuracy', 'epochs trained', [{ name: 'top-1', points: knn.map((r) => [r.epoch === undefined ? 0 : Number(r.epoch) + 1, Number(r.accuracy)]), color: '#ff7f0e' }]),
   ]
   const rows = Object.entries(summary)
     .map(([k, v]) => `<tr><th>${escape(k)}</th><td>${escape(String(v))}</td></tr>`)

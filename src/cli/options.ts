@@ -37,6 +37,23 @@ export function pair(v: string): [number, number] {
   return [parts[0], parts[1]]
 }
 
+/** An optimiser by its PyTorch class name, in any case (`sgd`, `LARS`, `adamw`). */
+export function optimizerName(v: string): 'SGD' | 'LARS' | 'AdamW' {
+  const names = { sgd: 'SGD', lars: 'LARS', adamw: 'AdamW' } as const
+  const name = names[v.toLowerCase() as keyof typeof names]
+  if (!name) throw new InvalidArgumentError(`expected sgd, lars or adamw, got '${v}'`)
+  return name
+}
+
+/** A comma-separated list of signal names, e.g. `SIGTERM,SIGUSR1`. */
+export function signals(v: string): NodeJS.Signals[] {
+  const names = v.split(',').map((s) => s.trim().toUpperCase())
+  const known = os.constants.signals as Record<string, number>
+  const bad = names.filter((n) => known[n] === undefined || n === 'SIGKILL' || n === 'SIGSTOP')
+  if (bad.length) throw new InvalidArgumentError(`expected signal names such as SIGTERM,SIGUSR1 (not SIGKILL or SIGSTOP), got '${bad.join(',')}'`)
+  return names.filter((n): n is NodeJS.Signals => n in known)
+}
+
 /** Data worker threads by default: the cores but one (for libtorch), 1 to 3. */
 export const defaultWorkers = Math.max(1, Math.min(4, os.availableParallelism?.() ?? 2) - 1)
 
@@ -62,3 +79,9 @@ export function dataCommand(name: string, description: string) {
     .option('--threads <n>', 'libtorch threads (default: the cores the data workers leave free)', int(1))
 }
 
+/** A command that reads a trained model and a dataset: `--model`, `--device` and the data flags. */
+export function modelCommand(name: string, description: string) {
+  return dataCommand(name, description)
+    .requiredOption('--model <file>', 'a model.safetensors written by train (or BYOL.save)')
+    .option('--device <d>', 'cpu | cuda | cuda:N | auto', device, 'cpu' as const)
+}

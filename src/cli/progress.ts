@@ -1,14 +1,14 @@
 /** Step events as a progress bar on a terminal, as plain lines otherwise. */
 import { SingleBar } from 'cli-progress'
-import type { TrainingEvent } from '../train'
+import type { StepEvent } from '../train'
 import { duration } from './runtime'
 
 export class ProgressView {
   private bar?: SingleBar
   constructor(private readonly tty: boolean) {}
 
-  step(e: TrainingEvent): void {
-    const fields = { loss: e.loss.toFixed(4), ips: e.imagesPerSecond.toFixed(0), eta: duration(e.etaSeconds), epoch: e.epoch, std: e.projectionStd.toFixed(3) }
+  step(e: StepEvent): void {
+    const fields = { loss: e.loss.toFixed(4), ips: e.imagesPerSecond.toFixed(0), eta: duration(e.etaSeconds ?? NaN), epoch: e.epoch, std: e.projectionStd.toFixed(3) }
     if (!this.tty) {
       console.log(`step ${e.step}/${e.totalSteps}  epoch ${e.epoch}  loss ${fields.loss}  lr ${e.learningRate.toExponential(2)}  tau ${e.momentum.toFixed(5)}  std ${fields.std}  ${fields.ips} img/s  ETA ${fields.eta}`)
       return

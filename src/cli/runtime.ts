@@ -5,6 +5,7 @@
  */
 import * as os from 'node:os'
 import { BYOL, BYOLTransform, DataLoader, Dataset, ImageFolder, knnAccuracy, mnist, randomSplit, setNumThreads } from '../index'
+import type { DeviceName } from '../tensor'
 import { mnistViews } from '../presets'
 import type { DataFlags } from './options'
 
@@ -45,6 +46,12 @@ export function augmentations(data: Data, minScale: number | undefined, seed: nu
 /** Unaugmented images, normalised as the training views are (BatchNorm's statistics expect it). */
 export function evalLoader(ds: Dataset, size: number, workers: number, transform: BYOLTransform): DataLoader {
   return new DataLoader(ds, { batchSize: 256, shuffle: false, imageSize: size, numWorkers: workers, normalize: transform.normalization })
+}
+
+/** What `embed` and `eval` start from: the threads set, the model loaded, the dataset opened. */
+export function openModel(f: DataFlags & { model: string; device: DeviceName }): { model: BYOL; data: Data } {
+  useThreads(f)
+  return { model: BYOL.load(f.model, { device: f.device }), data: openData(f) }
 }
 
 export async function knnOf(model: BYOL, train: DataLoader, val: DataLoader, k: number, temperature: number): Promise<number> {

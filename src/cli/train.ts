@@ -1,9 +1,10 @@
 /** `byol-torch train`: BYOL on a dataset, then the model, the backbone, metrics and a report. */
 import { Option } from '@commander-js/extra-typings'
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import type { TrainerOptions } from '../train'
-import { device, fraction, int, num, pair, dataCommand } from './options'
+import { dataCommand, device, fraction, int, num, optimizerName, pair, signals } from './options'
 
 /** The flags a preset sets, each unless given on the command line. */
 const presetFlags = ['width', 'smallInputs', 'hiddenDim', 'outputDim', 'batchSize', 'optimizer', 'lr', 'momentum', 'weightDecay', 'baseMomentum'] as const
@@ -32,7 +33,7 @@ export function trainCommand() {
     .option('--checkpoint-every-n-steps <n>', 'checkpoint every n steps (always at the end and on Ctrl+C)', int(1))
     .option('--keep-checkpoints <n>', 'checkpoints kept', int(1), 3)
     .addOption(new Option('--recipe <r>', "minerva's plain SGD or the BYOL paper's LARS recipe").choices(['minerva', 'paper'] as const).default('minerva' as const))
-    .addOption(new Option('--optimizer <o>', "optimizer (default: the recipe's)").choices(['sgd', 'lars', 'adamw'] as const))
+    .addOption(new Option('--optimizer <o>', "optimizer (default: the recipe's)").choices(['SGD', 'LARS', 'AdamW'] as const).argParser(optimizerName))
     .option('--lr <x>', "peak learning rate (default: the recipe's; minerva 0.025)", num(0, true))
     .option('--momentum <x>', 'SGD/LARS momentum', num(0))
     .option('--weight-decay <x>', 'weight decay', num(0))
@@ -47,13 +48,16 @@ export function trainCommand() {
     .option('--channels-last', 'channels_last activations and weights (faster convolutions with bf16-mixed/16-mixed, on GPUs and on CPUs with AVX-512 BF16 or AMX)')
     .option('--knn-every-n-epochs <n>', 'kNN accuracy on the held-out images every n epochs', int(1))
     .option('--base-momentum <x>', 'EMA momentum τ at the start (0.996)', num(0))
+    .option('--stop-signals <list>', 'signals that stop at the next step, write a checkpoint and exit with 128 + the signal number (a second one exits at once)', signals, ['SIGINT', 'SIGTERM', 'SIGUSR1'] as NodeJS.Signals[])
   return command.action(async (given) => {
       const lib = await import('../index')
       const rt = await import('./runtime')
+      const { native } = await import('../native')
       const f = { ...given }
       if (given.preset === 'mnist') {
         const r = lib.mnistRecipe
-        const preset = { ...r.backbone, ...r.heads, batchSize: r.batchSize, optimizer: r.trainer.optimizer, lr: r.trainer.learningRate, momentum: r.trainer.momentum, weightDecay: r.trainer.weightDecay, baseMomentum: r.trainer.baseMomentum }
+        const o = r.trainer.optimizer
+        const preset = { ...r.backbone, ...r.heads, batchSize: r.batchSize, optimizer: o.name, lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, baseMomentum: r.trainer.baseMomentum }
         for (const key of presetFlags) if (command.getOptionValueSource(key) !== 'cli') Object.assign(f, { [key]: preset[key] })
       }
       const { ProgressView } = await import('./progress')
@@ -84,14 +88,16 @@ export function trainCommand() {
         keepCheckpoints: f.keepCheckpoints,
         seed: f.seed,
         recipe: f.recipe,
-        optimizer: f.optimizer,
-        learningRate: f.lr,
-        momentum: f.momentum,
-        weightDecay: f.weightDecay,
-        nesterov: f.nesterov,
-        trustCoefficient: f.trustCoefficient,
-        betas: f.betas,
-        eps: f.eps,
+        optimizer: {
+          name: f.optimizer,
+          lr: f.lr,
+          momentum: f.momentum,
+          weightDecay: f.weightDecay,
+          nesterov: f.nesterov,
+          trustCoefficient: f.trustCoefficient,
+          betas: f.betas,
+          eps: f.eps,
+        },
         lrSchedule: f.lrSchedule,
         warmupSteps: f.warmupSteps,
         warmupEpochs: f.warmupEpochs,
@@ -105,37 +111,62 @@ export function trainCommand() {
       const metricsFile = path.join(out, 'metrics.jsonl')
       const log = (record: object) => fs.appendFileSync(metricsFile, JSON.stringify({ ...record, time: new Date().toISOString() }) + '\n')
       console.log(
-        `byol-torch train: ${data.name}, ${data.train.length} images for training, ${data.val.length} held out for kNN; ${f.backbone} (width ${f.width}${f.smallInputs ? ', small-input stem' : ''}), batch ${f.batchSize}, ${data.imageSize}x${data.imageSize}, recipe ${f.recipe}, ${f.device}, ${f.precision === '32' ? 'float32' : f.precision}, ${threads} thread${threads === 1 ? '' : 's'}`,
+        `byol-torch train: ${data.name}, ${data.train.length} ${data.digits ? 'images' : 'image files'} for training, ${data.val.length} held out for kNN; ${f.backbone} (width ${f.width}${f.smallInputs ? ', small-input stem' : ''}), batch ${f.batchSize}, ${data.imageSize}x${data.imageSize}, recipe ${f.recipe}, ${f.device}, ${f.precision === '32' ? 'float32' : f.precision}, ${threads} thread${threads === 1 ? '' : 's'}`,
       )
       console.log(`run folder: ${out}`)
 
       let randomKnn: number | undefined
-      if (f.compareRandom && !f.resume) {
-        randomKnn = await rt.knnOf(model, evalTrain, evalVal, f.k, f.temperature)
-        console.log(`kNN accuracy of the backbone at random initialisation: ${rt.pct(randomKnn)}`)
-        log({ kind: 'knn', step: 0, epoch: -1, knnAccuracy: randomKnn, note: 'random initialisation' })
-      }
-
+      let lastKnn: { step: number; accuracy: number } | undefined
+      const skipped = new Set<string>()
       const view = new ProgressView(Boolean(process.stdout.isTTY))
+      // Ctrl+C, and the signals schedulers send before they stop a job (SIGTERM
+      // from Kubernetes, Docker, systemd, Slurm; SIGUSR1 as Slurm's warning):
+      // stop at the next step, write a checkpoint, exit with 128 + the signal's
+      // number. A second signal exits at once.
       const controller = new AbortController()
-      const onSignal = () => {
-        view.line('stopping at the next step (a checkpoint is written); press Ctrl+C again to kill')
+      let stoppedBy: NodeJS.Signals | undefined
+      const exitCode = (signal: NodeJS.Signals) => 128 + (os.constants.signals[signal] ?? 0)
+      const onSignal = (signal: NodeJS.Signals) => {
+        stoppedBy = signal
+        view.line(`${signal}: stopping at the next step (a checkpoint is written); send it again to exit at once`)
         controller.abort()
-        process.once('SIGINT', () => process.exit(130))
+        for (const s of f.stopSignals) {
+          process.removeListener(s, onSignal)
+          process.once(s, () => {
+            view.line(`${s}: exiting now`)
+            native.exitNow(exitCode(s))
+          })
+        }
       }
-      process.once('SIGINT', onSignal)
+      for (const s of f.stopSignals) process.once(s, onSignal)
       const started = Date.now()
       let stopped = 'finished'
       try {
         await trainer.fit(model, loader, {
           signal: controller.signal,
           resumeFrom: f.resume,
-          knn: f.knnEveryNEpochs ? { train: evalTrain, test: evalVal, k: f.k, temperature: f.temperature } : undefined,
+          knn: { train: evalTrain, test: evalVal, k: f.k, temperature: f.temperature, baseline: f.compareRandom && !f.resume },
           onProgress: (e) => {
             log(e)
-            if (e.kind === 'step') view.step(e)
-            else if (e.kind === 'epoch') view.line(`epoch ${e.epoch}: train_loss ${e.epochLoss.toFixed(4)}`)
-            else if (e.kind === 'knn') view.line(`epoch ${e.epoch}: kNN accuracy ${rt.pct(e.knnAccuracy)}`)
+            switch (e.kind) {
+              case 'step':
+                view.step(e)
+                break
+              case 'epoch':
+                view.line(`epoch ${e.epoch}: train_loss ${e.loss.toFixed(4)}`)
+                break
+              case 'knn':
+                lastKnn = { step: e.step, accuracy: e.accuracy }
+                if (e.epoch === undefined) {
+                  randomKnn = e.accuracy
+                  view.line(`kNN accuracy of the backbone at random initialisation: ${rt.pct(e.accuracy)}`)
+                } else view.line(`epoch ${e.epoch}: kNN accuracy ${rt.pct(e.accuracy)}`)
+                break
+              case 'warning':
+                view.line(`warning: ${e.message}`)
+                if (e.message.startsWith('skipped an unreadable image: ')) skipped.add(e.message)
+                break
+            }
           },
         })
       } catch (e) {
@@ -144,12 +175,17 @@ export function trainCommand() {
         view.line(`${e.message}\nresume with: npx byol-torch train ${process.argv.slice(3).join(' ')} --resume ${e.checkpoint ?? options.checkpointDir}`)
       } finally {
         view.stop()
-        process.removeListener('SIGINT', onSignal)
+        for (const s of f.stopSignals) process.removeListener(s, onSignal)
       }
       const seconds = (Date.now() - started) / 1000
 
-      const finalKnn = await rt.knnOf(model, evalTrain, evalVal, f.k, f.temperature)
-      log({ kind: 'knn', step: model.globalStep, epoch: model.currentEpoch - 1, knnAccuracy: finalKnn, note: 'final' })
+      // The last epoch's kNN evaluation is the final one, unless training stopped
+      // between epochs; a run stopped by a signal has no time for another.
+      let finalKnn = lastKnn?.step === model.globalStep ? lastKnn.accuracy : undefined
+      if (finalKnn === undefined && stoppedBy === undefined) {
+        finalKnn = await rt.knnOf(model, evalTrain, evalVal, f.k, f.temperature)
+        log({ kind: 'knn', step: model.globalStep, epoch: model.currentEpoch, accuracy: finalKnn })
+      }
       model.save(path.join(out, 'model.safetensors'))
       model.exportBackbone(path.join(out, 'backbone.safetensors'))
       const summary: Record<string, string | number> = {
@@ -160,15 +196,19 @@ export function trainCommand() {
         epochs: model.currentEpoch,
         'training time': rt.duration(seconds),
         stopped,
-        [`kNN accuracy (k=${f.k}, T=${f.temperature}), BYOL`]: rt.pct(finalKnn),
       }
+      if (skipped.size) summary['training images'] = `${data.train.length - skipped.size} (${skipped.size} could not be read)`
+      if (finalKnn !== undefined) summary[`kNN accuracy (k=${f.k}, T=${f.temperature}), BYOL`] = rt.pct(finalKnn)
       if (randomKnn !== undefined) summary[`kNN accuracy (k=${f.k}, T=${f.temperature}), random init`] = rt.pct(randomKnn)
       writeAtomically(path.join(out, 'report.html'), renderReport(readMetrics(metricsFile), summary))
-      console.log(`\nkNN accuracy on ${data.val.length} held-out images (weighted kNN, k=${f.k}, T=${f.temperature}):`)
-      console.log(`  BYOL backbone after ${model.globalStep} steps: ${rt.pct(finalKnn)}`)
-      if (randomKnn !== undefined) console.log(`  the same backbone at random initialisation: ${rt.pct(randomKnn)}`)
+      if (finalKnn !== undefined) {
+        console.log(`\nkNN accuracy on ${data.val.length} held-out images (weighted kNN, k=${f.k}, T=${f.temperature}):`)
+        console.log(`  BYOL backbone after ${model.globalStep} steps: ${rt.pct(finalKnn)}`)
+        if (randomKnn !== undefined) console.log(`  the same backbone at random initialisation: ${rt.pct(randomKnn)}`)
+      }
       console.log(`\nwrote ${path.join(out, 'model.safetensors')} (BYOL.load), ${path.join(out, 'backbone.safetensors')} (torchvision keys),`)
       console.log(`      ${metricsFile}, ${path.join(out, 'report.html')}`)
-      if (stopped === 'aborted') process.exitCode = 130
+      if (skipped.size) console.log(`\n${skipped.size} image(s) could not be read and were left out of training (see the warnings above)`)
+      if (stoppedBy) process.exitCode = exitCode(stoppedBy)
     })
 }

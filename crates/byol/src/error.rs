@@ -1,8 +1,10 @@
-//! The one error type of the crate. Each variant maps to a stable `code()` that
-//! the Node binding passes on as `error.code`, so callers can branch on it.
+//! The one error type of the crate. Each variant has a stable `code()`, which
+//! the Node binding sets as `error.code`, so callers can branch on it; the
+//! fields a caller may want (the argument, the path, the step) stay fields.
 use std::path::PathBuf;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, strum::EnumDiscriminants)]
+#[strum_discriminants(name(ErrorKind), derive(strum::EnumIter))]
 pub enum Error {
     /// An argument of the wrong type or form (a JS `TypeError`).
     #[error("{arg}: expected {expected}, got {got}")]
@@ -36,12 +38,44 @@ pub enum Error {
     #[error("{0}")]
     State(String),
 
+    /// The model is being trained by `fit` and cannot be used meanwhile.
+    #[error("{what}: the model is being trained by Trainer.fit; wait for fit to finish (or abort it) before using it")]
+    Busy { what: String },
+
+    /// An object whose native memory was released with `dispose()`.
+    #[error("{what}: this {what} was disposed and holds no data")]
+    Disposed { what: String },
+
     /// An error raised inside libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl ErrorKind {
+    /// Stable machine-readable code, in the style of Node's `ERR_*` codes.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => "ERR_INVALID_ARG_TYPE",
+            ErrorKind::OutOfRange => "ERR_OUT_OF_RANGE",
+            ErrorKind::StateDict => "ERR_BYOL_STATE_DICT",
+            ErrorKind::File => "ERR_BYOL_FILE",
+            ErrorKind::Device => "ERR_BYOL_DEVICE",
+            ErrorKind::NonFinite => "ERR_BYOL_NON_FINITE_LOSS",
+            ErrorKind::Checkpoint => "ERR_BYOL_CHECKPOINT",
+            ErrorKind::State => "ERR_BYOL_STATE",
+            ErrorKind::Busy => "ERR_BYOL_BUSY",
+            ErrorKind::Disposed => "ERR_BYOL_DISPOSED",
+            ErrorKind::Torch => "ERR_BYOL_TORCH",
+        }
+    }
+
+    /// Every code an error of this crate can carry.
+    pub fn all_codes() -> Vec<&'static str> {
+        <ErrorKind as strum::IntoEnumIterator>::iter().map(ErrorKind::code).collect()
+    }
+}
 
 impl Error {
     pub fn invalid(arg: impl Into<String>, expected: impl Into<String>, got: impl ToString) -> Self {
@@ -56,18 +90,32 @@ impl Error {
         Error::File { path: path.into(), message: message.to_string() }
     }
 
-    /// Stable machine-readable code, in the style of Node's `ERR_*` codes.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::from(self)
+    }
+
     pub fn code(&self) -> &'static str {
+        self.kind().code()
+    }
+
+    /// The argument an `InvalidArgument` or `OutOfRange` error is about.
+    pub fn argument(&self) -> Option<&str> {
         match self {
-            Error::InvalidArgument { .. } => "ERR_INVALID_ARG_TYPE",
-            Error::OutOfRange { .. } => "ERR_OUT_OF_RANGE",
-            Error::StateDict(_) => "ERR_BYOL_STATE_DICT",
-            Error::File { .. } => "ERR_BYOL_FILE",
-            Error::Device(_) => "ERR_BYOL_DEVICE",
-            Error::NonFinite { .. } => "ERR_BYOL_NON_FINITE_LOSS",
-            Error::Checkpoint(_) => "ERR_BYOL_CHECKPOINT",
-            Error::State(_) => "ERR_BYOL_STATE",
-            Error::Torch(_) => "ERR_BYOL_TORCH",
+            Error::InvalidArgument { arg, .. } | Error::OutOfRange { arg, .. } => Some(arg),
+            _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_code() {
+        let codes = ErrorKind::all_codes();
+        let unique: std::collections::BTreeSet<_> = codes.iter().collect();
+        assert_eq!(unique.len(), codes.len());
+        assert!(codes.iter().all(|c| c.starts_with("ERR_")));
     }
 }

@@ -1,9 +1,10 @@
 //! Behaviour of the core crate, without Node.
-use byol::backbones::{from_torchvision_key, to_torchvision_key, ResNetKind};
-use byol::byol::{BackboneSpec, Byol, ByolConfig, MomentumSchedule};
-use byol::heads::{Head, Preprocess};
-use byol::network::Network;
-use byol::optim::{Sgd, SgdConfig};
+use byol::model::{BackboneSpec, Byol, ByolConfig, MomentumSchedule};
+use byol::nn::resnet::{from_torchvision_key, to_torchvision_key};
+use byol::nn::Network;
+use byol::nn::ResNetKind;
+use byol::nn::{Head, Preprocess};
+use byol::optim::{Optimizer, OptimizerConfig};
 use byol::tch::{Device, Kind, Tensor};
 use byol::Error;
 
@@ -47,7 +48,7 @@ fn a_training_step_updates_the_online_network_and_counts_the_step() {
     let out = model.training_step(&x0, &x1).unwrap();
     assert!(out.loss.double_value(&[]).is_finite());
     assert_eq!(out.momentum, 0.996);
-    assert_eq!(model.global_step, 1);
+    assert_eq!(model.global_step(), 1);
     assert!(max_abs_diff(model.backbone.params.get(0), &before) > 0.0);
     // The momentum network only moved by the EMA of an equal copy.
     assert!(max_abs_diff(model.backbone_momentum.params.get(0), &before) < 1e-6);
@@ -57,9 +58,9 @@ fn a_training_step_updates_the_online_network_and_counts_the_step() {
 fn the_epoch_schedule_follows_the_current_epoch() {
     let mut model = small(10);
     model.momentum_schedule = MomentumSchedule::Epoch;
-    model.global_step = 9;
+    model.set_global_step(9).unwrap();
     assert_eq!(model.current_momentum().unwrap(), 0.996);
-    model.current_epoch = 9;
+    model.set_current_epoch(9).unwrap();
     assert_eq!(model.current_momentum().unwrap(), 1.0);
 }
 
@@ -105,7 +106,7 @@ fn torchvision_keys_map_both_ways() {
 #[test]
 fn sgd_with_momentum_follows_torch_optim_sgd() {
     let p = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
-    let mut sgd = Sgd::new(SgdConfig::sgd(0.1, 0.9, 0.01, false)).unwrap();
+    let mut sgd = Optimizer::new(OptimizerConfig::sgd(0.1, 0.9, 0.01, false)).unwrap();
     for _ in 0..2 {
         let g = Tensor::from_slice(&[0.5f32, 0.5]);
         sgd.step([&p].into_iter(), vec![g]).unwrap();
@@ -129,7 +130,7 @@ fn bad_hyperparameters_are_range_errors() {
 
 #[test]
 fn the_cosine_schedule_starts_at_start_value_and_holds_end_value() {
-    use byol::schedule::cosine_schedule;
+    use byol::model::cosine_schedule;
     assert_eq!(cosine_schedule(0, 10, 0.996, 1.0, None).unwrap().value, 0.996);
     assert_eq!(cosine_schedule(9, 10, 0.996, 1.0, None).unwrap().value, 1.0);
     assert_eq!(cosine_schedule(50, 10, 0.996, 1.0, None).unwrap().value, 1.0);
@@ -139,14 +140,15 @@ fn the_cosine_schedule_starts_at_start_value_and_holds_end_value() {
 
 #[test]
 fn the_cosine_schedule_rejects_bad_arguments() {
-    use byol::schedule::cosine_schedule;
+    use byol::model::cosine_schedule;
     assert!(cosine_schedule(-1, 10, 0.0, 1.0, None).is_err());
     assert!(cosine_schedule(0, 0, 0.0, 1.0, None).is_err());
     assert!(cosine_schedule(0, 10, 0.0, 1.0, Some(0)).is_err());
 }
 
-fn toy_loader(workers: usize, seed: u64) -> byol::data::DataLoader {
-    use byol::data::{DataLoader, LoaderConfig, TensorDataset};
+fn toy_loader(workers: usize, seed: u64) -> byol::DataLoader {
+    use byol::data::TensorDataset;
+    use byol::{DataLoader, LoaderConfig};
     let images = Tensor::arange(6 * 3 * 8 * 8, (Kind::Int64, Device::Cpu)).remainder(256).to_kind(Kind::Uint8).view([6, 3, 8, 8]);
     let dataset = TensorDataset::new(&images, Some((0..6).collect()), false).unwrap();
     let transform = byol::transforms::ByolTransformConfig { input_size: 6, ..Default::default() };
@@ -195,7 +197,7 @@ fn a_loader_epoch_dropped_early_stops_its_workers() {
 
 #[test]
 fn a_narrow_small_input_resnet_keeps_detail_and_loads_back_from_its_weights() {
-    use byol::backbones::ResNetOptions;
+    use byol::nn::ResNetOptions;
     let options = ResNetOptions { width: 16, small_inputs: true };
     let backbone = Network::resnet_with(ResNetKind::ResNet18, options, Device::Cpu).unwrap();
     let x = Tensor::rand([2, 3, 28, 28], (Kind::Float, Device::Cpu));

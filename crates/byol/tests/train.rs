@@ -1,16 +1,17 @@
 //! Behaviour of the trainer, optimisers, mixed precision and evaluation.
-use byol::amp::Precision;
-use byol::backbones::ResNetKind;
-use byol::byol::{BackboneSpec, Byol, ByolConfig, StepOptions};
-use byol::data::{DataLoader, LoaderConfig, TensorDataset};
-use byol::heads::{Head, Preprocess};
-use byol::network::Network;
+use byol::data::TensorDataset;
+use byol::model::{BackboneSpec, Byol, ByolConfig, StepOptions};
+use byol::nn::Network;
+use byol::nn::ResNetKind;
+use byol::nn::{Head, Preprocess};
 use byol::optim::{Optimizer, OptimizerConfig};
 use byol::tch::{Device, Kind, Tensor};
-use byol::train::{fit, FitOptions, Progress, Stop, TrainerConfig};
+use byol::tensor::Precision;
+use byol::train::{fit, FitOptions, Fitting, Progress, RunOptions, Stop, TrainerConfig};
 use byol::Error;
+use byol::{DataLoader, LoaderConfig};
 use std::sync::atomic::AtomicBool;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 fn small() -> Byol {
     let head = |i, h, o, p| Network::head(&Head::byol_blocks(i, h, o), p, Device::Cpu).unwrap();
@@ -48,7 +49,10 @@ fn state(model: &Mutex<Byol>) -> Vec<(String, Tensor)> {
 }
 
 fn worst(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> f64 {
-    a.iter().zip(b).map(|((_, x), (_, y))| (x.to_kind(Kind::Double) - y.to_kind(Kind::Double)).abs().max().double_value(&[])).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|((_, x), (_, y))| (x.to_kind(Kind::Double) - y.to_kind(Kind::Double)).abs().max().double_value(&[]))
+        .fold(0.0, f64::max)
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -57,20 +61,24 @@ fn tmp(name: &str) -> std::path::PathBuf {
     d
 }
 
+fn run(model: &Arc<Mutex<Byol>>) -> Fitting {
+    Fitting::start(Arc::clone(model)).unwrap()
+}
+
 fn quiet() -> impl FnMut(Progress) {
     |_| {}
 }
 
 #[test]
 fn fit_runs_max_steps_and_counts_epochs_as_lightning() {
-    let model = Mutex::new(small());
+    let model = Arc::new(Mutex::new(small()));
     let data = loader(12); // 3 batches per epoch
-    let config = TrainerConfig { max_steps: Some(7), log_every_n_steps: 1, ..Default::default() };
+    let config = TrainerConfig { run: RunOptions { max_steps: Some(7), log_every_n_steps: 1, ..Default::default() }, ..Default::default() };
     let mut steps = Vec::new();
     let mut epochs = Vec::new();
-    let result = fit(&model, &data, &config, FitOptions { resume_from: None, knn: None, abort: None }, &mut |p: Progress| match p.kind {
-        "step" => steps.push(p.step),
-        "epoch" => epochs.push((p.epoch, p.epoch_loss)),
+    let result = fit(&run(&model), &data, &config, FitOptions { resume_from: None, knn: None, abort: None }, &mut |p: Progress| match p {
+        Progress::Step(s) => steps.push(s.step),
+        Progress::Epoch { epoch, loss, .. } => epochs.push((epoch, loss)),
         _ => {}
     })
     .unwrap();
@@ -79,7 +87,7 @@ fn fit_runs_max_steps_and_counts_epochs_as_lightning() {
     assert_eq!(epochs.iter().map(|e| e.0).collect::<Vec<_>>(), vec![0, 1]);
     assert!(epochs.iter().all(|e| e.1.is_finite()));
     let m = model.lock().unwrap();
-    assert_eq!((m.global_step, m.current_epoch), (7, 2));
+    assert_eq!((m.global_step(), m.current_epoch()), (7, 2));
 }
 
 #[test]
@@ -87,12 +95,15 @@ fn a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends() {
     byol::tch::set_num_threads(1);
     let dir = tmp("resume");
     let config = TrainerConfig {
-        max_steps: Some(8),
-        log_every_n_steps: 1,
-        checkpoint_dir: Some(dir.clone()),
-        checkpoint_every_n_steps: Some(1),
+        run: RunOptions {
+            max_steps: Some(8),
+            log_every_n_steps: 1,
+            checkpoint_dir: Some(dir.clone()),
+            checkpoint_every_n_steps: Some(1),
+            ..Default::default()
+        },
         optimizer: Some(OptimizerConfig::lars(0.1, 1e-4)),
-        lr_schedule: byol::train::LrSchedule::WarmupCosine,
+        lr_schedule: byol::optim::LrSchedule::WarmupCosine,
         warmup_steps: 2,
         ..Default::default()
     };
@@ -103,27 +114,29 @@ fn a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends() {
         m.load_state_dict(&init.state_dict()).unwrap();
         m
     };
-    let whole = Mutex::new(like_init());
-    fit(&whole, &loader(12), &config, FitOptions { resume_from: None, knn: None, abort: None }, &mut quiet()).unwrap();
+    let whole = Arc::new(Mutex::new(like_init()));
+    fit(&run(&whole), &loader(12), &config, FitOptions { resume_from: None, knn: None, abort: None }, &mut quiet()).unwrap();
 
     let dir2 = tmp("resume2");
-    let config2 = TrainerConfig { checkpoint_dir: Some(dir2.clone()), ..config.clone() };
-    let first = Mutex::new(like_init());
+    let config2 = TrainerConfig { run: RunOptions { checkpoint_dir: Some(dir2.clone()), ..config.run.clone() }, ..config.clone() };
+    let first = Arc::new(Mutex::new(like_init()));
     let abort = AtomicBool::new(false);
-    let result = fit(&first, &loader(12), &config2, FitOptions { resume_from: None, knn: None, abort: Some(&abort) }, &mut |p: Progress| {
-        if p.kind == "step" && p.step == 5 {
-            abort.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-    })
-    .unwrap();
+    let result =
+        fit(&run(&first), &loader(12), &config2, FitOptions { resume_from: None, knn: None, abort: Some(&abort) }, &mut |p: Progress| {
+            if matches!(p, Progress::Step(ref s) if s.step == 5) {
+                abort.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+        .unwrap();
     assert_eq!(result.stop, Stop::Aborted);
     assert_eq!(result.global_step, 5);
 
-    let resumed = Mutex::new(small());
-    fit(&resumed, &loader(12), &config2, FitOptions { resume_from: Some(dir2.clone()), knn: None, abort: None }, &mut quiet()).unwrap();
-    assert_eq!(resumed.lock().unwrap().global_step, 8);
+    let resumed = Arc::new(Mutex::new(small()));
+    fit(&run(&resumed), &loader(12), &config2, FitOptions { resume_from: Some(dir2.clone()), knn: None, abort: None }, &mut quiet())
+        .unwrap();
+    assert_eq!(resumed.lock().unwrap().global_step(), 8);
     assert_eq!(worst(&state(&whole), &state(&resumed)), 0.0);
-    let kept = byol::checkpoint::list_checkpoints(&dir2);
+    let kept = byol::train::checkpoint::list_checkpoints(&dir2);
     assert_eq!(kept.len(), 3, "the newest three checkpoints are kept");
     assert_eq!(kept[0].0, 8);
 }
@@ -131,34 +144,61 @@ fn a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends() {
 #[test]
 fn a_truncated_checkpoint_falls_back_to_the_previous_one_with_a_warning() {
     let dir = tmp("truncated");
-    let config = TrainerConfig { max_steps: Some(2), checkpoint_dir: Some(dir.clone()), checkpoint_every_n_steps: Some(1), ..Default::default() };
-    fit(&Mutex::new(small()), &loader(12), &config, FitOptions { resume_from: None, knn: None, abort: None }, &mut quiet()).unwrap();
+    let config = TrainerConfig {
+        run: RunOptions { max_steps: Some(2), checkpoint_dir: Some(dir.clone()), checkpoint_every_n_steps: Some(1), ..Default::default() },
+        ..Default::default()
+    };
+    fit(&run(&Arc::new(Mutex::new(small()))), &loader(12), &config, FitOptions { resume_from: None, knn: None, abort: None }, &mut quiet())
+        .unwrap();
     let newest = dir.join("step-00000002").join("model.safetensors");
     let bytes = std::fs::read(&newest).unwrap();
     std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
-    let model = Mutex::new(small());
-    let config3 = TrainerConfig { max_steps: Some(3), ..config.clone() };
-    let result = fit(&model, &loader(12), &config3, FitOptions { resume_from: Some(dir.join("step-00000002")), knn: None, abort: None }, &mut quiet()).unwrap();
+    let model = Arc::new(Mutex::new(small()));
+    let config3 = TrainerConfig { run: RunOptions { max_steps: Some(3), ..config.run.clone() }, ..config.clone() };
+    let result = fit(
+        &run(&model),
+        &loader(12),
+        &config3,
+        FitOptions { resume_from: Some(dir.join("step-00000002")), knn: None, abort: None },
+        &mut quiet(),
+    )
+    .unwrap();
     assert!(result.warnings.iter().any(|w| w.contains("step-00000001") && w.contains("truncated")), "{:?}", result.warnings);
-    assert_eq!(model.lock().unwrap().global_step, 3);
+    assert_eq!(model.lock().unwrap().global_step(), 3);
 
     // Every checkpoint broken: an error naming why.
-    for (_, p) in byol::checkpoint::list_checkpoints(&dir) {
+    for (_, p) in byol::train::checkpoint::list_checkpoints(&dir) {
         std::fs::write(p.join("trainer.json"), b"{").unwrap();
     }
-    let err = fit(&Mutex::new(small()), &loader(12), &config3, FitOptions { resume_from: Some(dir.clone()), knn: None, abort: None }, &mut quiet())
-        .err()
-        .unwrap();
+    let err = fit(
+        &run(&Arc::new(Mutex::new(small()))),
+        &loader(12),
+        &config3,
+        FitOptions { resume_from: Some(dir.clone()), knn: None, abort: None },
+        &mut quiet(),
+    )
+    .err()
+    .unwrap();
     assert_eq!(err.code(), "ERR_BYOL_CHECKPOINT");
     assert!(err.to_string().contains("no usable checkpoint"), "{err}");
 }
 
 #[test]
 fn max_epochs_and_max_steps_are_checked() {
-    let run = |c: TrainerConfig| fit(&Mutex::new(small()), &loader(8), &c, FitOptions { resume_from: None, knn: None, abort: None }, &mut quiet()).err().unwrap();
-    assert!(matches!(run(TrainerConfig::default()), Error::InvalidArgument { .. }));
-    assert!(matches!(run(TrainerConfig { max_epochs: Some(0), ..Default::default() }), Error::OutOfRange { .. }));
-    assert!(matches!(run(TrainerConfig { max_steps: Some(-1), ..Default::default() }), Error::OutOfRange { .. }));
+    let fail = |c: TrainerConfig| {
+        fit(&run(&Arc::new(Mutex::new(small()))), &loader(8), &c, FitOptions { resume_from: None, knn: None, abort: None }, &mut quiet())
+            .err()
+            .unwrap()
+    };
+    assert!(matches!(fail(TrainerConfig::default()), Error::InvalidArgument { .. }));
+    assert!(matches!(
+        fail(TrainerConfig { run: RunOptions { max_epochs: Some(0), ..Default::default() }, ..Default::default() }),
+        Error::OutOfRange { .. }
+    ));
+    assert!(matches!(
+        fail(TrainerConfig { run: RunOptions { max_steps: Some(-1), ..Default::default() }, ..Default::default() }),
+        Error::OutOfRange { .. }
+    ));
 }
 
 #[test]
@@ -182,7 +222,7 @@ fn bf16_autocast_runs_the_backbone_in_bfloat16_close_to_float32() {
     let model = small();
     let full = model.backbone.forward(&x, false).unwrap();
     let half = {
-        let _autocast = byol::amp::Autocast::new(Precision::Bf16Mixed, Device::Cpu).unwrap();
+        let _autocast = byol::tensor::Autocast::new(Precision::Bf16Mixed, Device::Cpu).unwrap();
         model.backbone.forward(&x, false).unwrap()
     };
     assert_eq!(half.kind(), Kind::BFloat16, "autocast did not switch on");
@@ -201,7 +241,7 @@ fn a_mixed_precision_step_trains_and_the_fp16_scaler_skips_overflowing_steps() {
     assert!(out.loss.double_value(&[]).is_finite() && out.stepped);
     // A scale so large that the scaled gradients overflow: the step is skipped
     // and the scale halves, as torch.amp.GradScaler does.
-    let mut scaler = byol::amp::GradScaler { scale: 1e300, ..Default::default() };
+    let mut scaler = byol::optim::GradScaler { scale: 1e300, ..Default::default() };
     let before = m.backbone.params.get(0).copy();
     let out = m
         .training_step_with(&x0, &x1, StepOptions { precision: Precision::Fp16Mixed, scaler: Some(&mut scaler), ..Default::default() })
@@ -215,7 +255,7 @@ fn a_mixed_precision_step_trains_and_the_fp16_scaler_skips_overflowing_steps() {
 fn knn_accuracy_is_one_on_separable_clusters() {
     let train = Tensor::from_slice(&[1.0f32, 0.0, 0.9, 0.1, 0.0, 1.0, 0.1, 0.9]).view([4, 2]);
     let test = Tensor::from_slice(&[0.95f32, 0.05, 0.05, 0.95]).view([2, 2]);
-    let acc = byol::eval::knn_accuracy(&train, &[0, 0, 1, 1], &test, &[0, 1], 2, 0.1).unwrap();
+    let acc = byol::eval::knn_accuracy(&train, &[0, 0, 1, 1], &test, &[0, 1], &byol::eval::KnnConfig { k: 2, temperature: 0.1 }).unwrap();
     assert_eq!(acc, 1.0);
     let probe = byol::eval::linear_probe(&train, &[0, 0, 1, 1], &test, &[0, 1], &Default::default()).unwrap();
     assert_eq!(probe.test_accuracy, 1.0);

@@ -1,0 +1,91 @@
+//! `new Trainer(options)`.
+use crate::enums::{Loss, LrSchedule, Precision, Recipe};
+use crate::options::optimizer::OptimizerConfig;
+use crate::tensor::device;
+use byol::optim::OptimizerOptions;
+use byol::train::{RunOptions, TrainerOptions as CoreTrainerOptions};
+use napi_derive::napi;
+use std::path::PathBuf;
+
+/// Lightning's `Trainer` options for BYOL. Each one left out takes its default.
+#[napi(object)]
+#[derive(Clone)]
+pub struct TrainerOptions {
+    /// Stop after this many epochs (Lightning's `max_epochs`). At least one of `maxEpochs`, `maxSteps`.
+    pub max_epochs: Option<i64>,
+    /// Stop after this many optimiser steps (`max_steps`).
+    pub max_steps: Option<i64>,
+    /// Where the model trains: `'cpu'`, `'cuda'`, `'cuda:N'` or `'auto'`; the model is moved there. Default `'cpu'`.
+    #[napi(ts_type = "'cpu' | 'cuda' | `cuda:${number}` | 'auto'")]
+    pub device: Option<String>,
+    /// `'32'`, `'bf16-mixed'` (bfloat16 autocast) or `'16-mixed'` (float16 autocast, dynamic loss scaler). Default `'32'`.
+    pub precision: Option<Precision>,
+    /// Progress events (and `metrics`) every this many steps. Default `50`, as Lightning.
+    pub log_every_n_steps: Option<i64>,
+    /// Folder for checkpoints (made if missing; must be writable, checked before training).
+    pub checkpoint_dir: Option<String>,
+    /// Checkpoint every this many steps; a checkpoint is also written at the end and on abort.
+    pub checkpoint_every_n_steps: Option<i64>,
+    /// Checkpoints kept, newest first. Default `3`.
+    pub keep_checkpoints: Option<i64>,
+    /// Seeds libtorch's generator when `fit` starts (`seed_everything`); the data order and augmentations follow the loader's seed. Default `0`.
+    pub seed: Option<i64>,
+    /// `'minerva'`: minerva's `configure_optimizers`, plain SGD at the model's `learningRate`, constant. `'paper'`: the BYOL paper's LARS recipe. Options given next to a recipe override it. Default `'minerva'`.
+    pub recipe: Option<Recipe>,
+    /// The optimiser and its settings; each one given wins over the recipe's.
+    pub optimizer: Option<OptimizerConfig>,
+    /// `'constant'`, or `'cosine'`: linear warm-up, then cosine decay to 0 per step. Default: the recipe's (`'constant'` for minerva).
+    pub lr_schedule: Option<LrSchedule>,
+    /// Warm-up steps of the cosine schedule. Default `0`.
+    pub warmup_steps: Option<i64>,
+    /// Warm-up in epochs, added to `warmupSteps`. Default: the recipe's (0; the paper recipe 10, capped at a tenth of the run).
+    pub warmup_epochs: Option<f64>,
+    /// `'minerva'`: `0.5 * (-cos(p0, z1) - cos(p1, z0))`; `'paper'`: `(2 - 2cos) + (2 - 2cos)`. Default: the recipe's.
+    pub loss: Option<Loss>,
+    /// Lay convolution weights and inputs out as channels_last (faster low-precision convolutions). Default `false`.
+    pub channels_last: Option<bool>,
+    /// Evaluate kNN accuracy every this many epochs; needs `fit(..., { knn })`.
+    pub knn_every_n_epochs: Option<i64>,
+    /// τ at the start of the momentum schedule, which rises to 1 (cosine). Default: the model's (0.996). Short runs learn faster with 0.99 or less.
+    pub base_momentum: Option<f64>,
+    /// Lightning's `fast_dev_run`: stop after at most this many steps, to smoke-test a script. Default: the environment variable `BYOL_TORCH_FAST_DEV_RUN` if set, else no cap.
+    pub fast_dev_run: Option<i64>,
+}
+
+impl TryFrom<TrainerOptions> for CoreTrainerOptions {
+    type Error = byol::Error;
+
+    fn try_from(o: TrainerOptions) -> byol::Result<Self> {
+        let d = CoreTrainerOptions::default();
+        let r = d.run;
+        Ok(CoreTrainerOptions {
+            run: RunOptions {
+                max_epochs: o.max_epochs.or(r.max_epochs),
+                max_steps: o.max_steps.or(r.max_steps),
+                device: o.device.as_deref().map_or(Ok(r.device), |n| device(Some(n)))?,
+                precision: o.precision.map_or(r.precision, Into::into),
+                log_every_n_steps: o.log_every_n_steps.unwrap_or(r.log_every_n_steps),
+                checkpoint_dir: o.checkpoint_dir.map(PathBuf::from).or(r.checkpoint_dir),
+                checkpoint_every_n_steps: o.checkpoint_every_n_steps.or(r.checkpoint_every_n_steps),
+                keep_checkpoints: match o.keep_checkpoints {
+                    Some(n) => usize::try_from(n).map_err(|_| byol::Error::range("keepCheckpoints", "an integer >= 1", n))?,
+                    None => r.keep_checkpoints,
+                },
+                seed: match o.seed {
+                    Some(s) => u64::try_from(s).map_err(|_| byol::Error::range("seed", "an integer >= 0", s))?,
+                    None => r.seed,
+                },
+                base_momentum: o.base_momentum.or(r.base_momentum),
+                channels_last: o.channels_last.unwrap_or(r.channels_last),
+                knn_every_n_epochs: o.knn_every_n_epochs.or(r.knn_every_n_epochs),
+                fast_dev_run: o.fast_dev_run.or(r.fast_dev_run),
+            },
+            recipe: o.recipe.map_or(d.recipe, Into::into),
+            optimizer: o.optimizer.map(OptimizerOptions::try_from).transpose()?.unwrap_or(d.optimizer),
+            lr_schedule: o.lr_schedule.map(Into::into).or(d.lr_schedule),
+            warmup_steps: o.warmup_steps.or(d.warmup_steps),
+            warmup_epochs: o.warmup_epochs.or(d.warmup_epochs),
+            loss: o.loss.map(Into::into).or(d.loss),
+        })
+    }
+}

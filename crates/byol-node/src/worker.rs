@@ -1,0 +1,38 @@
+//! Long work (training, embedding, evaluation, waiting for batches) on
+//! threads the addon owns, not on libuv's pool: that pool has 4 threads by
+//! default and serves every `fs` call, DNS lookup and zlib stream of the
+//! process, which would wait behind training.
+use crate::error::js_error;
+use napi::bindgen_prelude::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Runs `work` on a new thread and returns a promise that `finish` settles on
+/// the JS thread with the work's value; a core error (or a panic) rejects it
+/// with the JS error. `threads` is the caller's libtorch thread count, which
+/// the new thread takes (each thread keeps its own).
+pub(crate) fn spawn<'env, T, J, W, F>(env: &'env Env, name: &str, threads: i32, work: W, finish: F) -> napi::Result<Object<'env>>
+where
+    T: Send + 'static,
+    J: ToNapiValue + 'static,
+    W: FnOnce() -> byol::Result<T> + Send + 'static,
+    F: FnOnce(&Env, T) -> napi::Result<J> + Send + 'static,
+{
+    let (deferred, promise) = env.create_deferred()?;
+    let what = name.to_string();
+    std::thread::Builder::new()
+        .name(format!("byol-{name}"))
+        .stack_size(8 << 20)
+        .spawn(move || {
+            byol::tensor::device::set_thread_count(threads);
+            let result = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+                let message = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+                Err(byol::Error::State(format!("internal error in {what}: {}", message.unwrap_or_default())))
+            });
+            deferred.resolve(move |env| match result {
+                Ok(value) => finish(&env, value),
+                Err(e) => Err(js_error(&env, e)),
+            });
+        })
+        .map_err(|e| napi::Error::new(Status::GenericFailure, format!("cannot start a thread for {name}: {e}")))?;
+    Ok(promise)
+}

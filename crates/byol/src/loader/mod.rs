@@ -1,0 +1,278 @@
+//! The loader: batches of two augmented views, made from a dataset by worker
+//! threads and prefetched, in an order and with augmentations that depend
+//! only on the seed, the epoch and the batch index.
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::transforms::{normalize, ByolTransform, ByolTransformConfig};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tch::{Kind, Tensor};
+
+#[derive(Clone, Debug)]
+pub struct LoaderConfig {
+    pub batch_size: usize,
+    pub shuffle: bool,
+    pub drop_last: bool,
+    pub num_workers: usize,
+    pub prefetch: usize,
+    pub seed: u64,
+    /// Side every image is resized to before batching, when there is no transform.
+    pub image_size: Option<i64>,
+    pub transform: Option<ByolTransformConfig>,
+    /// Without a transform: `(x - mean) / std` per channel after scaling to
+    /// [0, 1], so that evaluation sees what training saw.
+    pub normalize: Option<(Vec<f64>, Vec<f64>)>,
+    /// Where batches are assembled and augmented (a GPU takes the transform's work).
+    pub device: tch::Device,
+}
+
+impl Default for LoaderConfig {
+    /// torch's `DataLoader` defaults, but shuffled and with a worker per core.
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            shuffle: true,
+            drop_last: false,
+            num_workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            prefetch: 2,
+            seed: 0,
+            image_size: None,
+            transform: None,
+            normalize: None,
+            device: tch::Device::Cpu,
+        }
+    }
+}
+
+pub struct Batch {
+    pub index: usize,
+    pub x0: Tensor,
+    pub x1: Tensor,
+    pub labels: Vec<i64>,
+    /// Items that could not be read: what each is (a path) and why.
+    pub skipped: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct DataLoader {
+    dataset: Arc<dyn Dataset>,
+    pub config: LoaderConfig,
+    epoch: u64,
+}
+
+/// One pass over the dataset, fed by worker threads.
+pub struct Epoch {
+    receiver: Receiver<Result<Batch>>,
+    pending: BTreeMap<usize, Result<Batch>>,
+    next: usize,
+    batches: usize,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl DataLoader {
+    pub fn new(dataset: Arc<dyn Dataset>, config: LoaderConfig) -> Result<Self> {
+        if config.batch_size < 1 {
+            return Err(Error::range("batchSize", "a batch size >= 1", config.batch_size));
+        }
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        if config.num_workers < 1 || config.num_workers > 64 * cores.max(1) {
+            return Err(Error::range("numWorkers", format!("1 to {} worker threads", 64 * cores), config.num_workers));
+        }
+        if config.prefetch < 1 {
+            return Err(Error::range("prefetch", "at least 1 batch", config.prefetch));
+        }
+        if dataset.is_empty() {
+            return Err(Error::range("dataset", "a dataset with at least one item", "an empty dataset"));
+        }
+        if let Some(t) = &config.transform {
+            t.validate()?;
+        }
+        if let Some((mean, std)) = &config.normalize {
+            if mean.len() != 3 || std.len() != 3 || std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || mean.iter().any(|m| !m.is_finite())
+            {
+                return Err(Error::range(
+                    "normalize",
+                    "3 finite means and 3 standard deviations > 0",
+                    format!("mean {mean:?}, std {std:?}"),
+                ));
+            }
+        }
+        Ok(Self { dataset, config, epoch: 0 })
+    }
+
+    pub fn dataset(&self) -> &Arc<dyn Dataset> {
+        &self.dataset
+    }
+
+    pub fn num_batches(&self) -> usize {
+        let n = self.dataset.len();
+        let b = self.config.batch_size;
+        if self.config.drop_last {
+            n / b
+        } else {
+            n.div_ceil(b)
+        }
+    }
+
+    /// Starts the next epoch: a new order, workers, and at most `prefetch`
+    /// batches waiting (plus one being finished by each worker).
+    pub fn epoch(&mut self) -> Epoch {
+        let epoch = self.epoch;
+        self.epoch += 1;
+        self.epoch_at(epoch, 0)
+    }
+
+    /// Epoch number `epoch` from batch `start` on: the order and augmentations
+    /// depend only on the seed, the epoch and the batch index, so a resumed run
+    /// sees exactly the batches an uninterrupted one would.
+    pub fn epoch_at(&self, epoch: u64, start: usize) -> Epoch {
+        let c = self.config.clone();
+        let mut order: Vec<usize> = (0..self.dataset.len()).collect();
+        if c.shuffle {
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(c.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        }
+        let batches = self.num_batches();
+        let order = Arc::new(order);
+        let (sender, receiver) = sync_channel(c.prefetch);
+        let start = start.min(batches);
+        let counter = Arc::new(AtomicUsize::new(start));
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = (0..c.num_workers.min(batches.max(1)))
+            .map(|_| {
+                let (dataset, order, counter, stop, sender, c) =
+                    (Arc::clone(&self.dataset), Arc::clone(&order), Arc::clone(&counter), Arc::clone(&stop), sender.clone(), c.clone());
+                std::thread::spawn(move || {
+                    // Each worker's libtorch ops run on its own thread only.
+                    crate::tensor::device::set_thread_count(1);
+                    loop {
+                        let b = counter.fetch_add(1, Ordering::SeqCst);
+                        if b >= batches || stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let end = ((b + 1) * c.batch_size).min(order.len());
+                        let result = make_batch(&*dataset, &order[b * c.batch_size..end], b, epoch, &c);
+                        if sender.send(result).is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Epoch { receiver, pending: BTreeMap::new(), next: start, batches, stop, workers }
+    }
+}
+
+fn make_batch(dataset: &dyn Dataset, indices: &[usize], index: usize, epoch: u64, c: &LoaderConfig) -> Result<Batch> {
+    let _guard = tch::no_grad_guard();
+    let mut images = Vec::with_capacity(indices.len());
+    let mut labels = Vec::with_capacity(indices.len());
+    let mut skipped = Vec::new();
+    for &i in indices {
+        match dataset.get(i)? {
+            Ok(s) => {
+                images.push(s.image);
+                labels.push(s.label);
+            }
+            Err(reason) => skipped.push(format!("{} ({reason})", dataset.describe(i))),
+        }
+    }
+    if images.is_empty() {
+        let empty = Tensor::f_zeros([0, 3, 1, 1], (Kind::Float, tch::Device::Cpu))?;
+        return Ok(Batch { index, x0: empty.shallow_clone(), x1: empty, labels, skipped });
+    }
+    // Images of other sizes are resized to a common side before stacking; the
+    // random crop of the transform then works on that.
+    let side = c.image_size.or_else(|| c.transform.as_ref().map(|t| t.input_size.max(1) * 8 / 7)).unwrap_or_else(|| images[0].size()[1]);
+    let same = images.iter().all(|im| im.size()[1] == side && im.size()[2] == side);
+    let batch = if same {
+        Tensor::f_stack(&images, 0)?
+    } else {
+        let resized = images
+            .iter()
+            .map(|im| {
+                im.f_unsqueeze(0)?
+                    .f_to_kind(Kind::Float)?
+                    .f_internal_upsample_bilinear2d_aa([side, side], false, None, None)?
+                    .f_round()?
+                    .f_clamp(0.0, 255.0)?
+                    .f_to_kind(Kind::Uint8)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Tensor::f_cat(&resized, 0)?
+    };
+    let batch = batch.f_to_device(c.device)?;
+    let (x0, x1) = match &c.transform {
+        Some(t) => {
+            let seed = c.seed ^ (epoch << 32) ^ (index as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
+            ByolTransform::new(ByolTransformConfig { seed, ..t.clone() })?.apply(&batch)?
+        }
+        None => {
+            let x = batch.f_to_kind(Kind::Float)?.f_div_scalar(255.0)?;
+            let x = match &c.normalize {
+                Some((mean, std)) => normalize(&x, mean, std)?,
+                None => x,
+            };
+            (x.shallow_clone(), x)
+        }
+    };
+    Ok(Batch { index, x0, x1, labels, skipped })
+}
+
+impl Epoch {
+    pub fn len(&self) -> usize {
+        self.batches
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batches == 0
+    }
+
+    /// Batches handed out so far (or skipped over by `epoch_at`).
+    pub fn position(&self) -> usize {
+        self.next
+    }
+
+    /// The next batch in order; `None` at the end of the epoch. Blocks while
+    /// the workers catch up.
+    pub fn next_batch(&mut self) -> Result<Option<Batch>> {
+        while self.next < self.batches {
+            if let Some(b) = self.pending.remove(&self.next) {
+                self.next += 1;
+                return b.map(Some);
+            }
+            match self.receiver.recv() {
+                Ok(Ok(b)) => {
+                    self.pending.insert(b.index, Ok(b));
+                }
+                Ok(Err(e)) => {
+                    self.stop.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+                Err(_) => return Err(Error::file("<loader>", "the data workers stopped early")),
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for Epoch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Unblock workers waiting on a full channel, then wait for them.
+        while self.receiver.try_recv().is_ok() {}
+        for w in self.workers.drain(..) {
+            while !w.is_finished() {
+                while self.receiver.try_recv().is_ok() {}
+                std::thread::yield_now();
+            }
+            let _ = w.join();
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! A BYOL model's state: `state_dict()` with PyTorch's keys, and safetensors
+//! files that describe the model they hold, so that `load` rebuilds it.
+use crate::error::{Error, Result};
+use crate::model::byol::{BackboneSpec, Byol, ByolConfig, Part, BASE_MOMENTUM, DEFAULT_LEARNING_RATE, DEFAULT_SCHEDULE};
+use crate::model::schedule::MomentumSchedule;
+use crate::nn::params::list;
+use crate::nn::{Arch, BlockSpec, Head, Network, Preprocess, ResNetKind, ResNetOptions};
+use crate::tensor::{load_safetensors, save_safetensors};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor};
+
+impl Byol {
+    /// `state_dict()`, keyed as the PyTorch module's.
+    pub fn state_dict(&self) -> Vec<(String, Tensor)> {
+        Part::ALL.iter().flat_map(|&p| self.part(p).params.state_dict(p.prefix())).collect()
+    }
+
+    /// `load_state_dict(strict=True)`: every key must be there, nothing more.
+    pub fn load_state_dict(&self, dict: &[(String, Tensor)]) -> Result<()> {
+        let expected: BTreeSet<String> = self.state_dict().into_iter().map(|(k, _)| k).collect();
+        let unexpected: Vec<String> = dict.iter().map(|(k, _)| k.clone()).filter(|k| !expected.contains(k)).collect();
+        if !unexpected.is_empty() {
+            return Err(Error::StateDict(format!("unexpected keys: {}", list(&unexpected))));
+        }
+        // Check all parts before writing any, so a bad dict changes nothing.
+        for part in Part::ALL {
+            self.part(part).params.check_fits(dict, part.prefix())?;
+        }
+        for part in Part::ALL {
+            self.part(part).params.load_from(dict, part.prefix())?;
+        }
+        Ok(())
+    }
+
+    pub fn metadata(&self) -> HashMap<String, String> {
+        let backbone = match &*self.backbone.arch {
+            Arch::ResNet(r) => r.kind.name().to_string(),
+            Arch::TorchScript(t) => format!("torchscript:{}", t.path.display()),
+            Arch::Head(_) => "head".to_string(),
+        };
+        let config = serde_json::json!({
+            "backbone": backbone,
+            "learning_rate": self.learning_rate,
+            "schedule": self.schedule_length,
+            "momentum_schedule": self.momentum_schedule.name(),
+            "base_momentum": self.base_momentum,
+            "global_step": self.global_step,
+            "current_epoch": self.current_epoch,
+        });
+        HashMap::from([("format".to_string(), "pt".to_string()), ("byol_torch".to_string(), config.to_string())])
+    }
+
+    /// Writes the backbone's weights with torchvision's keys (`conv1.weight`,
+    /// `layer1.0.bn1.weight`, ...) as safetensors, atomically.
+    pub fn export_backbone(&self, path: &Path) -> Result<()> {
+        let dict = self.backbone.torchvision_state_dict()?;
+        save_safetensors(&dict, Some(HashMap::from([("format".to_string(), "pt".to_string())])), path)
+    }
+
+    /// Writes the state dict as safetensors, atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        save_safetensors(&self.state_dict(), Some(self.metadata()), path)
+    }
+
+    /// Loads a model saved by `save` or by PyTorch (`safetensors.torch.save_file(
+    /// model.state_dict(), path)`); the architecture is read off the tensors.
+    pub fn load(path: &Path, device: Device) -> Result<Self> {
+        let loaded = load_safetensors(path)?;
+        let dict = loaded.tensors;
+        let meta: serde_json::Value =
+            loaded.metadata.get("byol_torch").and_then(|s| serde_json::from_str(s).ok()).unwrap_or(serde_json::Value::Null);
+        let backbone = match meta.get("backbone").and_then(|v| v.as_str()) {
+            Some(s) if s.starts_with("torchscript:") => BackboneSpec::TorchScript(PathBuf::from(&s["torchscript:".len()..])),
+            _ => {
+                let kind = infer_resnet(&dict).map_err(|m| Error::file(path, m))?;
+                // Width and stem are read off conv1's weight: [width, 3, k, k].
+                let conv1 = find(&dict, "backbone.0.weight").map(|t| t.size()).unwrap_or_default();
+                let options = ResNetOptions { width: conv1.first().copied().unwrap_or(64), small_inputs: conv1.get(2) == Some(&3) };
+                BackboneSpec::ResNet(kind, options)
+            }
+        };
+        let head = |prefix: &str, preprocess: Preprocess| -> Result<Network> {
+            let blocks = infer_byol_head(&dict, prefix).map_err(|m| Error::file(path, m))?;
+            Network::head(&blocks, preprocess, device)
+        };
+        let config = ByolConfig {
+            backbone,
+            projection_head: Some(head("projection_head", Preprocess::AvgPoolFlatten)?),
+            prediction_head: Some(head("prediction_head", Preprocess::Identity)?),
+            learning_rate: meta.get("learning_rate").and_then(|v| v.as_f64()).unwrap_or(DEFAULT_LEARNING_RATE),
+            schedule: meta.get("schedule").and_then(|v| v.as_i64()).unwrap_or(DEFAULT_SCHEDULE),
+            momentum_schedule: meta
+                .get("momentum_schedule")
+                .and_then(|v| v.as_str())
+                .map(MomentumSchedule::parse)
+                .transpose()?
+                .unwrap_or(MomentumSchedule::Step),
+            device,
+            seed: None,
+        };
+        let mut model = Byol::new(config)?;
+        model.load_state_dict(&dict).map_err(|e| Error::file(path, e))?;
+        model.global_step = meta.get("global_step").and_then(|v| v.as_i64()).unwrap_or(0);
+        model.current_epoch = meta.get("current_epoch").and_then(|v| v.as_i64()).unwrap_or(0);
+        model.base_momentum = meta.get("base_momentum").and_then(|v| v.as_f64()).unwrap_or(BASE_MOMENTUM);
+        Ok(model)
+    }
+}
+
+fn find<'a>(dict: &'a [(String, Tensor)], key: &str) -> Option<&'a Tensor> {
+    dict.iter().find(|(k, _)| k == key).map(|(_, t)| t)
+}
+
+fn infer_resnet(dict: &[(String, Tensor)]) -> std::result::Result<ResNetKind, String> {
+    if find(dict, "backbone.0.weight").is_none() {
+        return Err("not a BYOL state dict: it has no 'backbone.0.weight' (a ResNet trunk as minerva builds it)".into());
+    }
+    if find(dict, "backbone.4.0.conv3.weight").is_some() {
+        return Ok(ResNetKind::ResNet50);
+    }
+    if find(dict, "backbone.4.2.conv1.weight").is_some() {
+        return Ok(ResNetKind::ResNet34);
+    }
+    Ok(ResNetKind::ResNet18)
+}
+
+fn infer_byol_head(dict: &[(String, Tensor)], prefix: &str) -> std::result::Result<Vec<BlockSpec>, String> {
+    let first = find(dict, &format!("{prefix}.layers.0.weight"));
+    let last = find(dict, &format!("{prefix}.layers.3.weight"));
+    match (first, last) {
+        (Some(a), Some(b)) if a.dim() == 2 && b.dim() == 2 => {
+            let (hidden, input) = (a.size()[0], a.size()[1]);
+            Ok(Head::byol_blocks(input, hidden, b.size()[0]))
+        }
+        _ => Err(format!("not a BYOL state dict: '{prefix}.layers.0.weight' and '{prefix}.layers.3.weight' must be 2-D")),
+    }
+}

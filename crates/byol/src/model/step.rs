@@ -1,0 +1,118 @@
+//! The training step: lightly's order (momentum update, four forwards, loss),
+//! then backward and the optimiser step, with a precision, a loss form, a loss
+//! scaler and a NaN check.
+use crate::error::{Error, Result};
+use crate::model::byol::Byol;
+use crate::model::loss::LossForm;
+use crate::model::momentum::update_momentum_params;
+use crate::optim::GradScaler;
+use crate::tensor::{Autocast, Precision};
+use tch::Tensor;
+
+pub struct StepOutput {
+    pub loss: Tensor,
+    /// The loss as read for the NaN check (`StepOptions::check_finite`).
+    pub loss_value: Option<f64>,
+    pub momentum: f64,
+    /// The online projection of the first view, detached.
+    pub projection: Tensor,
+    /// False when the loss scaler skipped the update (fp16 overflow).
+    pub stepped: bool,
+}
+
+impl StepOutput {
+    /// The collapse monitor: the standard deviation over the batch of the
+    /// l2-normalised online projections, averaged over dimensions. About
+    /// `1/sqrt(dim)` when healthy, 0 when every image maps to one point.
+    /// Computed on demand, off the training step.
+    pub fn projection_std(&self) -> Result<f64> {
+        let _guard = tch::no_grad_guard();
+        let z = self.projection.f_to_kind(tch::Kind::Float)?;
+        let zn = z.f_div(&z.f_norm_scalaropt_dim(2, [1i64].as_slice(), true)?.f_clamp_min(1e-12)?)?;
+        Ok(zn.f_std_correction([0i64].as_slice(), 1, false)?.f_mean(None)?.f_double_value(&[])?)
+    }
+}
+
+/// How `training_step_with` runs a step.
+pub struct StepOptions<'a> {
+    pub precision: Precision,
+    pub loss: LossForm,
+    /// Required with `Precision::Fp16Mixed`.
+    pub scaler: Option<&'a mut GradScaler>,
+    /// Check the loss before updating anything and fail with `NonFinite`.
+    pub check_finite: bool,
+}
+
+impl Default for StepOptions<'_> {
+    fn default() -> Self {
+        Self { precision: Precision::Full, loss: LossForm::Minerva, scaler: None, check_finite: false }
+    }
+}
+
+impl Byol {
+    /// One whole training step on the views `(x0, x1)`; always in training mode.
+    pub fn training_step(&mut self, x0: &Tensor, x1: &Tensor) -> Result<StepOutput> {
+        self.training_step_with(x0, x1, StepOptions::default())
+    }
+
+    /// The training step with a precision, a loss form, a loss scaler and a
+    /// NaN check: lightly's order (momentum update, four forwards, loss), then
+    /// backward and the optimiser step.
+    pub fn training_step_with(&mut self, x0: &Tensor, x1: &Tensor, options: StepOptions) -> Result<StepOutput> {
+        self.check_idle("trainingStep")?;
+        self.step(x0, x1, options)
+    }
+
+    /// `training_step_with` without the busy check: `fit`'s own steps.
+    pub(crate) fn step(&mut self, x0: &Tensor, x1: &Tensor, options: StepOptions) -> Result<StepOutput> {
+        if x0.size() != x1.size() {
+            return Err(Error::invalid("batch[1]", format!("the shape of batch[0], {:?}", x0.size()), format!("{:?}", x1.size())));
+        }
+        if self.optimizer.is_none() {
+            self.configure_optimizers()?;
+        }
+        let momentum = self.current_momentum()?;
+        if self.momentum_updated_at != Some(self.global_step) {
+            update_momentum_params(&self.backbone.params, &self.backbone_momentum.params, momentum)?;
+            update_momentum_params(&self.projection_head.params, &self.projection_head_momentum.params, momentum)?;
+            self.momentum_updated_at = Some(self.global_step);
+        }
+
+        let (loss, projection) = {
+            let _autocast = Autocast::new(options.precision, self.device())?;
+            let (z_online, p0) = self.forward_parts(x0, true)?;
+            let z0 = self.forward_momentum_with(x0, true)?;
+            let p1 = self.forward_with(x1, true)?;
+            let z1 = self.forward_momentum_with(x1, true)?;
+            let loss = options.loss.loss(&p0, &z0, &p1, &z1)?.f_to_kind(tch::Kind::Float)?;
+            (loss, z_online.f_detach()?)
+        };
+        let mut loss_value = None;
+        if options.check_finite {
+            let value = loss.f_double_value(&[])?;
+            if !value.is_finite() {
+                return Err(Error::NonFinite { step: self.global_step + 1, value, last_good: self.global_step, saved: String::new() });
+            }
+            loss_value = Some(value);
+        }
+
+        // Shallow clones: the optimiser needs `&mut self.optimizer` while they are held.
+        let params: Vec<Tensor> = self.trainable().map(Tensor::shallow_clone).collect();
+        let mut stepped = true;
+        let grads = match options.scaler {
+            Some(scaler) if options.precision == Precision::Fp16Mixed => {
+                let scaled = loss.f_mul_scalar(scaler.scale)?;
+                let mut grads = Tensor::f_run_backward(&[&scaled], &params, false, false)?;
+                stepped = scaler.unscale(&mut grads)?;
+                grads
+            }
+            _ => Tensor::f_run_backward(&[&loss], &params, false, false)?,
+        };
+        if stepped {
+            let optimizer = self.optimizer.as_mut().ok_or_else(|| Error::State("no optimiser".into()))?;
+            optimizer.step(params.iter(), grads)?;
+        }
+        self.global_step += 1;
+        Ok(StepOutput { loss: loss.f_detach()?, loss_value, momentum, projection, stepped })
+    }
+}

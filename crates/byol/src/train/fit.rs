@@ -1,0 +1,344 @@
+//! The trainer: Lightning's `Trainer.fit` for the BYOL model, in Rust, with
+//! learning-rate schedules, mixed precision, checkpoints that resume exactly,
+//! progress reports and kNN evaluation during training.
+use crate::error::{Error, Result};
+use crate::eval::{embed, knn_accuracy, KnnConfig};
+use crate::loader::DataLoader;
+use crate::model::{Byol, MomentumSchedule, StepOptions};
+use crate::optim::{learning_rate_at, GradScaler, OptimizerConfig};
+use crate::tensor::{to_channels_last, Precision};
+use crate::train::checkpoint::{check_writable, checkpoint_name, resume, save, Position};
+use crate::train::config::TrainerConfig;
+use crate::train::progress::{Progress, StepEvent};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// kNN evaluation during training: embeddings of `train` and `test` by the
+/// backbone, compared with `knn_accuracy`.
+pub struct KnnEval<'a> {
+    pub train: &'a DataLoader,
+    pub test: &'a DataLoader,
+    pub config: KnnConfig,
+    /// Also evaluate the backbone at random initialisation, before the first
+    /// step of a run that does not resume (the baseline BYOL has to beat).
+    pub baseline: bool,
+}
+
+pub struct FitOptions<'a> {
+    pub resume_from: Option<PathBuf>,
+    pub knn: Option<KnnEval<'a>>,
+    pub abort: Option<&'a AtomicBool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    Finished,
+    Aborted,
+}
+
+pub struct FitResult {
+    pub stop: Stop,
+    pub global_step: i64,
+    pub current_epoch: i64,
+    pub last_checkpoint: Option<PathBuf>,
+    pub warnings: Vec<String>,
+}
+
+fn lock(model: &Mutex<Byol>) -> Result<MutexGuard<'_, Byol>> {
+    model.lock().map_err(|_| Error::State("the model was left inconsistent by an earlier panic".into()))
+}
+
+/// A model reserved for one `fit`: while it lives, the model's training
+/// calls fail with `Error::Busy`, and so does a second reservation. Taken
+/// where `fit` is called, so that a second call fails at once.
+pub struct Fitting(Arc<Mutex<Byol>>);
+
+impl Fitting {
+    pub fn start(model: Arc<Mutex<Byol>>) -> Result<Self> {
+        {
+            let mut m = lock(&model)?;
+            if m.fitting {
+                return Err(Error::Busy { what: "fit".into() });
+            }
+            m.fitting = true;
+        }
+        Ok(Self(model))
+    }
+
+    pub fn model(&self) -> &Mutex<Byol> {
+        &self.0
+    }
+}
+
+impl Drop for Fitting {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.fitting = false;
+        }
+    }
+}
+
+/// `Trainer.fit(model, loader)` on the model `run` reserved. The model is
+/// locked one step at a time, so its getters stay usable from another thread
+/// while this runs; training calls made meanwhile fail with `Error::Busy`.
+pub fn fit(
+    run: &Fitting,
+    loader: &DataLoader,
+    config: &TrainerConfig,
+    options: FitOptions,
+    listener: &mut dyn FnMut(Progress),
+) -> Result<FitResult> {
+    let model = run.model();
+    // Every warning is also kept for the result, for callers that do not listen.
+    let warnings = RefCell::new(Vec::new());
+    let mut keep_warnings = |p: Progress| {
+        if let Progress::Warning { message } = &p {
+            warnings.borrow_mut().push(message.clone());
+        }
+        listener(p)
+    };
+    let emit: &mut dyn FnMut(Progress) = &mut keep_warnings;
+    config.validate()?;
+    if config.run.knn_every_n_epochs.is_some() && options.knn.is_none() {
+        return Err(Error::invalid("knn", "train and test loaders when knnEveryNEpochs is set", "none"));
+    }
+    let batches = loader.num_batches();
+    if batches == 0 {
+        return Err(Error::range("loader", "at least one batch per epoch", "0 (fewer images than batchSize with dropLast)"));
+    }
+    let batches_i = batches as i64;
+    let total = config.total_steps(batches_i)?;
+    let warmup = config.warmup(batches, total);
+    if let Some(dir) = &config.run.checkpoint_dir {
+        check_writable(dir)?;
+    }
+    // seed_everything: the step draws nothing, but a custom backbone might.
+    tch::manual_seed(config.run.seed as i64);
+    let mut resume_warnings = Vec::new();
+
+    let mut pos = {
+        let mut m = lock(model)?;
+        m.to_device(config.run.device)?;
+        if config.run.channels_last {
+            m.to_channels_last()?;
+        }
+        match &options.resume_from {
+            Some(path) => resume(&mut m, path, loader, &mut resume_warnings)?,
+            None => {
+                match (&config.optimizer, m.optimizer_config()) {
+                    (Some(c), _) => {
+                        m.install_optimizer(*c)?;
+                    }
+                    (None, None) => {
+                        let lr = m.learning_rate;
+                        m.install_optimizer(OptimizerConfig::plain(lr))?;
+                    }
+                    (None, Some(_)) => {}
+                }
+                if config.momentum_over_run {
+                    m.schedule_length = total;
+                    m.momentum_schedule = MomentumSchedule::Step;
+                }
+                if let Some(b) = config.run.base_momentum {
+                    m.set_base_momentum(b)?;
+                }
+                let base_lr = m.optimizer_config().map(|c| c.lr).unwrap_or(m.learning_rate);
+                Position { batch_in_epoch: 0, epoch_loss_sum: 0.0, epoch_loss_count: 0, base_lr, scaler: None }
+            }
+        }
+    };
+    if config.run.precision == Precision::Fp16Mixed && pos.scaler.is_none() {
+        pos.scaler = Some(GradScaler::default());
+    }
+    for message in resume_warnings {
+        emit(Progress::Warning { message });
+    }
+    if let Some(knn) = options.knn.as_ref().filter(|k| k.baseline && options.resume_from.is_none()) {
+        let mut m = lock(model)?;
+        if m.global_step == 0 {
+            let accuracy = evaluate_knn(&mut m, knn, &mut |w| emit(Progress::Warning { message: w }))?;
+            emit(Progress::Knn { step: 0, epoch: None, accuracy });
+        }
+    }
+    let mut last_checkpoint = None;
+    let mut skipped = BTreeSet::new();
+    let start_step = lock(model)?.global_step;
+    let mut window = (Instant::now(), start_step);
+    let mut rate = 0.0;
+
+    let finished = |m: &Byol| m.global_step >= total || config.run.max_epochs.is_some_and(|e| m.current_epoch >= e);
+    loop {
+        let (epoch, done) = {
+            let m = lock(model)?;
+            (m.current_epoch, finished(&m))
+        };
+        if done {
+            break;
+        }
+        let mut data = loader.epoch_at(epoch as u64, pos.batch_in_epoch);
+        loop {
+            if options.abort.is_some_and(|a| a.load(Ordering::SeqCst)) {
+                let m = lock(model)?;
+                if let Some(dir) = &config.run.checkpoint_dir {
+                    last_checkpoint = Some(checkpoint(&m, dir, &pos, config, loader, emit)?);
+                }
+                return Ok(FitResult {
+                    stop: Stop::Aborted,
+                    global_step: m.global_step,
+                    current_epoch: m.current_epoch,
+                    last_checkpoint,
+                    warnings: warnings.take(),
+                });
+            }
+            let Some(batch) = data.next_batch()? else { break };
+            for item in batch.skipped {
+                if skipped.insert(item.clone()) {
+                    emit(Progress::Warning { message: format!("skipped an unreadable image: {item}") });
+                }
+            }
+            let index = data.position();
+            if batch.labels.is_empty() {
+                pos.batch_in_epoch = index;
+                continue;
+            }
+            let mut m = lock(model)?;
+            let lr = learning_rate_at(config.lr_schedule, pos.base_lr, m.global_step, warmup, total);
+            if let Some(o) = m.optimizer_mut() {
+                o.set_lr(lr)?;
+            }
+            let device = m.device();
+            let (x0, x1) = (batch.x0.f_to_device(device)?, batch.x1.f_to_device(device)?);
+            let (x0, x1) = if config.run.channels_last { (to_channels_last(&x0)?, to_channels_last(&x1)?) } else { (x0, x1) };
+            let step = m.step(
+                &x0,
+                &x1,
+                StepOptions { precision: config.run.precision, loss: config.loss, scaler: pos.scaler.as_mut(), check_finite: true },
+            );
+            let out = match step {
+                Ok(out) => out,
+                Err(Error::NonFinite { step, value, last_good, .. }) => {
+                    // The update was not applied: the model is still as after
+                    // the last good step, so that is what the checkpoint holds.
+                    let saved = match &config.run.checkpoint_dir {
+                        Some(dir) => format!("; that state is saved in {}", checkpoint(&m, dir, &pos, config, loader, emit)?.display()),
+                        None => String::new(),
+                    };
+                    return Err(Error::NonFinite { step, value, last_good, saved });
+                }
+                Err(e) => return Err(e),
+            };
+            let loss = match out.loss_value {
+                Some(v) => v,
+                None => out.loss.f_double_value(&[])?,
+            };
+            pos.epoch_loss_sum += loss;
+            pos.epoch_loss_count += 1;
+            pos.batch_in_epoch = index;
+            let step = m.global_step;
+            if step % config.run.log_every_n_steps == 0 || step == total {
+                let now = Instant::now();
+                let secs = now.duration_since(window.0).as_secs_f64();
+                if secs > 0.0 {
+                    rate = (step - window.1) as f64 * loader.config.batch_size as f64 / secs;
+                }
+                window = (now, step);
+                let steps_per_second = rate / loader.config.batch_size as f64;
+                emit(Progress::Step(StepEvent {
+                    step,
+                    total_steps: total,
+                    epoch: m.current_epoch,
+                    batch: index as i64,
+                    batches_per_epoch: batches_i,
+                    loss,
+                    learning_rate: lr,
+                    momentum: out.momentum,
+                    images_per_second: rate,
+                    eta_seconds: (steps_per_second > 0.0).then(|| (total - step) as f64 / steps_per_second),
+                    projection_std: out.projection_std()?,
+                    loss_scale: pos.scaler.as_ref().map(|s| s.scale),
+                }));
+            }
+            let epoch_done = index >= batches;
+            if epoch_done {
+                let mean = pos.epoch_loss_sum / pos.epoch_loss_count.max(1) as f64;
+                emit(Progress::Epoch { step, epoch: m.current_epoch, loss: mean });
+                m.current_epoch += 1;
+                pos.batch_in_epoch = 0;
+                pos.epoch_loss_sum = 0.0;
+                pos.epoch_loss_count = 0;
+                if let (Some(every), Some(knn)) = (config.run.knn_every_n_epochs, &options.knn) {
+                    if m.current_epoch % every == 0 {
+                        let accuracy = evaluate_knn(&mut m, knn, &mut |w| emit(Progress::Warning { message: w }))?;
+                        emit(Progress::Knn { step, epoch: Some(m.current_epoch - 1), accuracy });
+                    }
+                }
+            }
+            if let (Some(dir), Some(every)) = (&config.run.checkpoint_dir, config.run.checkpoint_every_n_steps) {
+                if step % every == 0 {
+                    last_checkpoint = Some(checkpoint(&m, dir, &pos, config, loader, emit)?);
+                }
+            }
+            if finished(&m) || epoch_done {
+                break;
+            }
+        }
+    }
+    let m = lock(model)?;
+    if let Some(dir) = &config.run.checkpoint_dir {
+        let name = checkpoint_name(m.global_step);
+        if last_checkpoint.as_ref().and_then(|p: &PathBuf| p.file_name()).map(|n| n.to_string_lossy() != name).unwrap_or(true) {
+            last_checkpoint = Some(checkpoint(&m, dir, &pos, config, loader, emit)?);
+        }
+    }
+    Ok(FitResult {
+        stop: Stop::Finished,
+        global_step: m.global_step,
+        current_epoch: m.current_epoch,
+        last_checkpoint,
+        warnings: warnings.take(),
+    })
+}
+
+/// Writes a checkpoint and reports it. A checkpoint folder removed during the
+/// run, before the write or while it wrote, is made again, with a warning.
+fn checkpoint(
+    m: &Byol,
+    dir: &Path,
+    pos: &Position,
+    config: &TrainerConfig,
+    loader: &DataLoader,
+    emit: &mut dyn FnMut(Progress),
+) -> Result<PathBuf> {
+    let removed = |emit: &mut dyn FnMut(Progress)| {
+        emit(Progress::Warning { message: format!("the checkpoint folder {} was removed during the run; it is made again", dir.display()) })
+    };
+    if !dir.is_dir() {
+        removed(emit);
+    }
+    let path = match save(m, dir, pos, config, loader) {
+        Err(_) if !dir.is_dir() => {
+            removed(emit);
+            save(m, dir, pos, config, loader)?
+        }
+        result => result?,
+    };
+    emit(Progress::Checkpoint { step: m.global_step, epoch: m.current_epoch, path: path.display().to_string() });
+    Ok(path)
+}
+
+/// kNN accuracy of the model's backbone (in eval mode); `warn` hears of
+/// images that could not be read.
+pub fn evaluate_knn(m: &mut Byol, knn: &KnnEval, warn: &mut dyn FnMut(String)) -> Result<f64> {
+    let device = m.device();
+    let backbone = &m.backbone;
+    let train = embed(knn.train, device, |x| backbone.forward(x, false))?;
+    let test = embed(knn.test, device, |x| backbone.forward(x, false))?;
+    for item in train.skipped.iter().chain(&test.skipped) {
+        warn(format!("kNN evaluation skipped an unreadable image: {item}"));
+    }
+    knn_accuracy(&train.features, &train.labels, &test.features, &test.labels, &knn.config)
+}
