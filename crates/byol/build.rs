@@ -18,10 +18,13 @@ fn main() {
             .file(format!("csrc/{name}.cpp"))
             .flag("-std=c++17")
             .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+            // Each float operation rounded on its own, as ATen's separate ops
+            // round them: no fused multiply-add (aarch64's default contracts).
+            .flag("-ffp-contract=off")
             .flag_if_supported("-Wno-unused-parameter")
             .warnings(false);
         b
     };
-    cxx("shim").include(&include).include(include.join("torch/csrc/api/include")).compile("byol_shim");
+    cxx("shim").file("csrc/views.cpp").include(&include).include(include.join("torch/csrc/api/include")).compile("byol_shim");
     cxx("compat").link_lib_modifier("+whole-archive").compile("byol_compat");
 }

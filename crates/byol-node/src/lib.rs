@@ -22,3 +22,10 @@ mod tensor;
 mod trainer;
 mod transforms;
 mod worker;
+
+/// When the addon loads: keep the memory a training step frees for the next
+/// (see `byol::tensor::device::tune_allocator`).
+#[napi_derive::module_init]
+fn init() {
+    byol::tensor::device::tune_allocator();
+}

@@ -6,13 +6,23 @@
 // cross into Rust.
 #include <ATen/autocast_mode.h>
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/Version.h>
+#include <c10/core/InferenceMode.h>
 #include <cstring>
 #include <string>
+#include <vector>
+
+#include "shim.h"
 
 namespace {
 c10::DeviceType device_type(int cuda) { return cuda ? c10::DeviceType::CUDA : c10::DeviceType::CPU; }
 thread_local std::string last_error;
+}
+
+void remember(const std::exception& e) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  last_error = c10 ? c10->what_without_backtrace() : e.what();
 }
 
 extern "C" {
@@ -55,17 +65,99 @@ int byol_add_(at::Tensor* self, const at::Tensor* other, double alpha) {
     self->add_(*other, alpha);
     return 0;
   } catch (const std::exception& e) {
-    last_error = e.what();
+    remember(e);
     return -1;
   }
 }
+
+// ema[i] = ema[i] * m + online[i] * (1 - m) for each pair: lightly's
+// update_momentum. A contiguous float32 CPU pair takes one pass over memory,
+// without temporaries, in libtorch's thread pool; each product and the sum are
+// rounded to float32 as ATen's three ops round them (build.rs compiles this
+// file with -ffp-contract=off, so no FMA merges them), so the result is
+// bit-identical. Any other pair goes through those three ops. Returns 0, or
+// -1 (see byol_last_error).
+int byol_ema_update(const at::Tensor* const* ema, const at::Tensor* const* online, size_t n, double m) {
+  try {
+    at::NoGradGuard no_grad;
+    const float keep = static_cast<float>(m);
+    const float take = static_cast<float>(1.0 - m);
+    for (size_t i = 0; i < n; ++i) {
+      const at::Tensor& e = *ema[i];
+      const at::Tensor& o = *online[i];
+      const bool fast = e.device().is_cpu() && o.device().is_cpu() && e.scalar_type() == at::kFloat &&
+                        o.scalar_type() == at::kFloat && e.is_contiguous() && o.is_contiguous() && e.numel() == o.numel() &&
+                        !e.is_same(o);
+      if (fast) {
+        float* __restrict ep = e.data_ptr<float>();
+        const float* __restrict op = o.const_data_ptr<float>();
+        at::parallel_for(0, e.numel(), at::internal::GRAIN_SIZE, [&](int64_t begin, int64_t end) {
+          for (int64_t k = begin; k < end; ++k) ep[k] = ep[k] * keep + op[k] * take;
+        });
+        e.unsafeGetTensorImpl()->bump_version();
+      } else {
+        at::Tensor scaled = o.mul(1.0 - m);
+        e.mul_(m);
+        e.add_(scaled);
+      }
+    }
+    return 0;
+  } catch (const std::exception& ex) {
+    remember(ex);
+    return -1;
+  }
+}
+
+// at::_foreach_add_(self, other, alpha): self[i].add_(other[i], alpha) for
+// every i in one call (one kernel launch per list on CUDA; on the CPU the same
+// per-tensor kernels, without a call across the FFI each). Returns 0, or -1.
+int byol_foreach_add_(const at::Tensor* const* self, const at::Tensor* const* other, size_t n, double alpha) {
+  try {
+    std::vector<at::Tensor> a(n), b(n);
+    for (size_t i = 0; i < n; ++i) {
+      a[i] = *self[i];
+      b[i] = *other[i];
+    }
+    at::_foreach_add_(a, b, alpha);
+    return 0;
+  } catch (const std::exception& e) {
+    remember(e);
+    return -1;
+  }
+}
+
+// at::_foreach_mul_(self, scalar). Returns 0, or -1.
+int byol_foreach_mul_(const at::Tensor* const* self, size_t n, double scalar) {
+  try {
+    std::vector<at::Tensor> a(n);
+    for (size_t i = 0; i < n; ++i) a[i] = *self[i];
+    at::_foreach_mul_(a, scalar);
+    return 0;
+  } catch (const std::exception& e) {
+    remember(e);
+    return -1;
+  }
+}
+
+// An inference-mode guard (c10::InferenceMode) for this thread, or null;
+// byol_inference_mode_exit ends it. Guards end in the reverse order.
+void* byol_inference_mode_enter() {
+  try {
+    return new c10::InferenceMode(true);
+  } catch (const std::exception& e) {
+    remember(e);
+    return nullptr;
+  }
+}
+
+void byol_inference_mode_exit(void* guard) { delete static_cast<c10::InferenceMode*>(guard); }
 
 // self.add(other, alpha) as a new tensor, or null (see byol_last_error).
 at::Tensor* byol_add(const at::Tensor* self, const at::Tensor* other, double alpha) {
   try {
     return new at::Tensor(self->add(*other, alpha));
   } catch (const std::exception& e) {
-    last_error = e.what();
+    remember(e);
     return nullptr;
   }
 }
@@ -82,7 +174,7 @@ int byol_cpu_capability(char* out, size_t len) {
     out[n] = '\0';
     return 0;
   } catch (const std::exception& e) {
-    last_error = e.what();
+    remember(e);
     return -1;
   }
 }

@@ -48,10 +48,24 @@ pub enum Error {
 
     /// An error raised inside libtorch.
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<tch::TchError> for Error {
+    /// libtorch's message without the C++ stack trace it carries (useful to
+    /// libtorch's developers, noise in a JS error).
+    fn from(e: tch::TchError) -> Self {
+        match e {
+            tch::TchError::Torch(message) => {
+                let message = message.split("\nException raised from").next().unwrap_or_default().trim_end().to_string();
+                Error::Torch(tch::TchError::Torch(message))
+            }
+            other => Error::Torch(other),
+        }
+    }
+}
 
 impl ErrorKind {
     /// Stable machine-readable code, in the style of Node's `ERR_*` codes.

@@ -247,9 +247,15 @@ impl Byol {
 
     /// `(z, p)`: the online projection and prediction.
     pub(crate) fn forward_parts(&self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
-        let y = self.backbone.forward(x, train)?;
-        let z = self.projection_head.forward(&y, train)?;
-        let p = self.prediction_head.forward(&z, train)?;
+        self.forward_views(x, train, 1)
+    }
+
+    /// `(z, p)` of `views` equal batches stacked along dimension 0, each as if
+    /// by itself (see `Network::forward_views`).
+    pub(crate) fn forward_views(&self, x: &Tensor, train: bool, views: i64) -> Result<(Tensor, Tensor)> {
+        let y = self.backbone.forward_views(x, train, views)?;
+        let z = self.projection_head.forward_views(&y, train, views)?;
+        let p = self.prediction_head.forward_views(&z, train, views)?;
         Ok((z, p))
     }
 
@@ -259,9 +265,14 @@ impl Byol {
     }
 
     pub(crate) fn forward_momentum_with(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_momentum_views(x, train, 1)
+    }
+
+    /// The momentum projection of `views` stacked batches, as `forward_views`.
+    pub(crate) fn forward_momentum_views(&self, x: &Tensor, train: bool, views: i64) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
-        let y = self.backbone_momentum.forward(x, train)?;
-        Ok(self.projection_head_momentum.forward(&y, train)?.f_detach()?)
+        let y = self.backbone_momentum.forward_views(x, train, views)?;
+        Ok(self.projection_head_momentum.forward_views(&y, train, views)?.f_detach()?)
     }
 
     /// minerva's `configure_optimizers`: plain SGD at `learning_rate`. It

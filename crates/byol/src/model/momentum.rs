@@ -37,16 +37,10 @@ pub fn update_momentum_params(online: &Params, ema: &Params, m: f64) -> Result<(
     ema_update(&ema, &online, m)
 }
 
-/// `ema = ema * m + online * (1 - m)`, in that order of float32 operations so
-/// that the result is bit-identical to lightly's `update_momentum` (a fused
-/// `lerp_` rounds differently, and BYOL's dynamics amplify such differences).
+/// `ema = ema * m + online * (1 - m)`, each product and the sum rounded to
+/// float32 as lightly's `update_momentum` rounds them, so that the result is
+/// bit-identical (a fused `lerp_` rounds differently, and BYOL's dynamics
+/// amplify such differences); one pass without temporaries on the CPU.
 pub fn ema_update(ema: &[&Tensor], online: &[&Tensor], m: f64) -> Result<()> {
-    let _guard = tch::no_grad_guard();
-    for (e, p) in ema.iter().zip(online) {
-        let mut e = e.shallow_clone();
-        let scaled = p.f_mul_scalar(1.0 - m)?;
-        let _ = e.f_mul_scalar_(m)?;
-        let _ = e.f_add_(&scaled)?;
-    }
-    Ok(())
+    crate::tensor::shim::ema_update_(ema, online, m)
 }

@@ -5,7 +5,9 @@ use crate::error::{Error, Result};
 use crate::model::byol::Byol;
 use crate::model::loss::LossForm;
 use crate::model::momentum::update_momentum_params;
+use crate::nn::fresh_copy;
 use crate::optim::GradScaler;
+use crate::tensor::shim::InferenceMode;
 use crate::tensor::{Autocast, Precision};
 use tch::Tensor;
 
@@ -80,10 +82,24 @@ impl Byol {
 
         let (loss, projection) = {
             let _autocast = Autocast::new(options.precision, self.device())?;
-            let (z_online, p0) = self.forward_parts(x0, true)?;
-            let z0 = self.forward_momentum_with(x0, true)?;
-            let p1 = self.forward_with(x1, true)?;
-            let z1 = self.forward_momentum_with(x1, true)?;
+            // lightly runs four forwards, one per view and network. The two
+            // views go through each network in one call instead, BatchNorm
+            // normalising each view by itself, so every value is the same
+            // function of the inputs and the running statistics move as in
+            // lightly's order; the sums over the batch inside the weight
+            // gradients are grouped differently, the only change in rounding.
+            let views = Tensor::f_cat(&[x0, x1], 0)?;
+            let (z_online, p) = self.forward_views(&views, true, 2)?;
+            let (p0, p1) = halves(&p)?;
+            // The momentum network needs no autograd bookkeeping at all; its
+            // outputs, which the loss saves for backward, become normal
+            // tensors again by a copy of [2 x batch, dim] values.
+            let z = {
+                let _inference = InferenceMode::enter()?;
+                self.forward_momentum_views(&views, true, 2)?
+            };
+            let (z0, z1) = halves(&fresh_copy(&z)?)?;
+            let z_online = halves(&z_online)?.0;
             let loss = options.loss.loss(&p0, &z0, &p1, &z1)?.f_to_kind(tch::Kind::Float)?;
             (loss, z_online.f_detach()?)
         };
@@ -114,5 +130,14 @@ impl Byol {
         }
         self.global_step += 1;
         Ok(StepOutput { loss: loss.f_detach()?, loss_value, momentum, projection, stepped })
+    }
+}
+
+/// The two views of a stacked `[2 x batch, ...]` tensor.
+fn halves(t: &Tensor) -> Result<(Tensor, Tensor)> {
+    let mut parts = t.f_chunk(2, 0)?.into_iter();
+    match (parts.next(), parts.next()) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(Error::State(format!("expected two views stacked in a tensor of shape {:?}", t.size()))),
     }
 }

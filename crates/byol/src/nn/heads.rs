@@ -181,7 +181,8 @@ impl Head {
         }
     }
 
-    pub fn forward(&self, p: &Params, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// `views`: see `BatchNorm::forward`.
+    pub fn forward(&self, p: &Params, x: &Tensor, train: bool, views: i64) -> Result<Tensor> {
         let mut h = self.preprocess_step(x)?;
         let size = h.size();
         if size.len() != 2 || size[1] != self.input_dim() {
@@ -191,17 +192,17 @@ impl Head {
                 format!("shape {size:?}"),
             ));
         }
-        if train && size[0] < 2 && self.layers.iter().any(|l| matches!(l, Layer::BatchNorm1d(..))) {
+        if train && size[0] / views.max(1) < 2 && self.layers.iter().any(|l| matches!(l, Layer::BatchNorm1d(..))) {
             return Err(Error::range(
                 "x",
                 "a batch of more than 1 sample in training mode (BatchNorm needs more than one value per channel)",
-                format!("batch size {}", size[0]),
+                format!("batch size {}", size[0] / views.max(1)),
             ));
         }
         for layer in &self.layers {
             h = match layer {
-                Layer::Linear(l) => l.forward(p, &h)?,
-                Layer::BatchNorm1d(bn, _) => bn.forward(p, &h, train)?,
+                Layer::Linear(l) => l.forward(p, &h, views)?,
+                Layer::BatchNorm1d(bn, _) => bn.forward(p, &h, train, views)?,
                 Layer::Act(a) => a.apply(h)?,
             };
         }

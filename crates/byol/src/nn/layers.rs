@@ -2,6 +2,7 @@
 //! default initialisations and state-dict names.
 use crate::error::Result;
 use crate::nn::params::{join, Params, Role, Slot};
+use crate::tensor::shim::{views_conv2d, views_linear};
 use tch::{Device, Kind, Tensor};
 
 /// PyTorch's BatchNorm defaults.
@@ -24,8 +25,10 @@ impl Conv2d {
         Ok(Self { weight: p.add(join(name, "weight"), Role::Parameter, w), stride, padding })
     }
 
-    pub fn forward(&self, p: &Params, x: &Tensor) -> Result<Tensor> {
-        Ok(x.f_conv2d(p.get(self.weight), None::<Tensor>, [self.stride, self.stride], [self.padding, self.padding], [1, 1], 1)?)
+    /// `views`: see `BatchNorm::forward`; the weight's gradient is reduced
+    /// view by view, as separate calls would reduce it.
+    pub fn forward(&self, p: &Params, x: &Tensor, views: i64) -> Result<Tensor> {
+        views_conv2d(x, p.get(self.weight), self.stride, self.padding, views)
     }
 }
 
@@ -51,7 +54,19 @@ impl BatchNorm {
         })
     }
 
-    pub fn forward(&self, p: &Params, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// With `views > 1` in training mode, `x` is that many batches one after
+    /// the other (BYOL's two views in one call): each is normalised by its own
+    /// statistics and moves the running ones in turn, as separate calls would,
+    /// while the layers around it see one call instead of `views`.
+    pub fn forward(&self, p: &Params, x: &Tensor, train: bool, views: i64) -> Result<Tensor> {
+        if !train || views <= 1 {
+            return self.forward_batch(p, x, train);
+        }
+        let outputs = x.f_chunk(views, 0)?.iter().map(|v| self.forward_batch(p, v, true)).collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::f_cat(&outputs, 0)?)
+    }
+
+    fn forward_batch(&self, p: &Params, x: &Tensor, train: bool) -> Result<Tensor> {
         if train {
             // PyTorch counts batches even when `momentum` is set; kept so that
             // state dicts round-trip with the same values.
@@ -97,7 +112,8 @@ impl Linear {
         Ok(Self { weight, bias, in_features: cin, out_features: cout })
     }
 
-    pub fn forward(&self, p: &Params, x: &Tensor) -> Result<Tensor> {
-        Ok(x.f_linear(p.get(self.weight), self.bias.map(|b| p.get(b)))?)
+    /// `views`: as `Conv2d::forward`.
+    pub fn forward(&self, p: &Params, x: &Tensor, views: i64) -> Result<Tensor> {
+        views_linear(x, p.get(self.weight), self.bias.map(|b| p.get(b)), views)
     }
 }

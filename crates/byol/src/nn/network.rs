@@ -86,25 +86,39 @@ impl Network {
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_views(x, train, 1)
+    }
+
+    /// The forward of `views` equal batches stacked along dimension 0, as if
+    /// each went through by itself: BatchNorm keeps per-view statistics in
+    /// training mode. Built-in networks take them in one call (fewer, larger
+    /// kernels); a TorchScript module, whose layers are not ours, takes them
+    /// one after the other.
+    pub fn forward_views(&self, x: &Tensor, train: bool, views: i64) -> Result<Tensor> {
         match &*self.arch {
             Arch::ResNet(r) => {
                 check_images(x, "x", self.params.get(0))?;
-                if train && x.size()[0] < 2 {
+                let per_view = x.size()[0] / views.max(1);
+                if train && per_view < 2 {
                     return Err(Error::range(
                         "x",
                         "a batch of more than 1 image in training mode (BatchNorm needs more than one value per channel)",
-                        format!("batch size {}", x.size()[0]),
+                        format!("batch size {per_view}"),
                     ));
                 }
-                r.forward(&self.params, x, train)
+                r.forward(&self.params, x, train, views)
             }
             Arch::Head(h) => {
                 check_float(x, "x", self.device())?;
-                h.forward(&self.params, x, train)
+                h.forward(&self.params, x, train, views)
             }
             Arch::TorchScript(t) => {
                 check_float(x, "x", self.device())?;
-                t.forward(x, train)
+                if views <= 1 {
+                    return t.forward(x, train);
+                }
+                let outputs = x.f_chunk(views, 0)?.iter().map(|v| t.forward(v, train)).collect::<Result<Vec<_>>>()?;
+                Ok(Tensor::f_cat(&outputs, 0)?)
             }
         }
     }

@@ -66,17 +66,17 @@ struct Block {
 }
 
 impl Block {
-    fn forward(&self, p: &Params, x: &Tensor, train: bool) -> Result<Tensor> {
+    fn forward(&self, p: &Params, x: &Tensor, train: bool, views: i64) -> Result<Tensor> {
         let mut out = x.shallow_clone();
         let last = self.convs.len() - 1;
         for (i, (conv, bn)) in self.convs.iter().enumerate() {
-            out = bn.forward(p, &conv.forward(p, &out)?, train)?;
+            out = bn.forward(p, &conv.forward(p, &out, views)?, train, views)?;
             if i != last {
                 out = out.f_relu_()?;
             }
         }
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(p, &d.conv.forward(p, x)?, train)?,
+            Some(d) => d.bn.forward(p, &d.conv.forward(p, x, views)?, train, views)?,
             None => x.shallow_clone(),
         };
         out = out.f_add_(&identity)?;
@@ -173,14 +173,15 @@ impl ResNet {
         self.kind.feature_dim() / 64 * self.options.width
     }
 
-    pub fn forward(&self, p: &Params, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut h = self.bn1.forward(p, &self.conv1.forward(p, x)?, train)?.f_relu_()?;
+    /// `views`: see `BatchNorm::forward`.
+    pub fn forward(&self, p: &Params, x: &Tensor, train: bool, views: i64) -> Result<Tensor> {
+        let mut h = self.bn1.forward(p, &self.conv1.forward(p, x, views)?, train, views)?.f_relu_()?;
         if !self.options.small_inputs {
             h = h.f_max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)?;
         }
         for stage in &self.stages {
             for block in stage {
-                h = block.forward(p, &h, train)?;
+                h = block.forward(p, &h, train, views)?;
             }
         }
         Ok(h.f_adaptive_avg_pool2d([1, 1])?)

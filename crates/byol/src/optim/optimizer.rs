@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::nn::fresh_copy;
 use crate::optim::config::{OptimizerConfig, OptimizerKind};
-use crate::tensor::shim::{add_scaled, add_scaled_};
+use crate::tensor::shim::{add_scaled, foreach_add_, foreach_mul_};
 use tch::{Kind, Tensor};
 
 /// An optimiser and its per-parameter state.
@@ -47,51 +47,78 @@ impl Optimizer {
             self.second.resize_with(n, || None);
         }
         self.steps += 1;
-        for (i, (p, d)) in params.zip(grads).enumerate() {
-            if !d.defined() {
-                continue;
-            }
-            let excluded = self.config.exclude_bias_and_norm && p.dim() <= 1;
-            match self.config.kind {
-                OptimizerKind::Sgd | OptimizerKind::Lars => self.sgd_like(i, p, d, excluded)?,
-                OptimizerKind::AdamW => self.adamw(i, p, d, excluded)?,
+        let live: Vec<(usize, &Tensor, Tensor)> =
+            params.zip(grads).enumerate().filter(|(_, (_, d))| d.defined()).map(|(i, (p, d))| (i, p, d)).collect();
+        match self.config.kind {
+            OptimizerKind::Sgd | OptimizerKind::Lars => self.sgd_like(live),
+            OptimizerKind::AdamW => {
+                for (i, p, d) in live {
+                    let excluded = self.excluded(p);
+                    self.adamw(i, p, d, excluded)?;
+                }
+                Ok(())
             }
         }
-        Ok(())
     }
 
-    /// torch.optim.SGD's single-tensor step (and lightly's LARS), op for op.
-    fn sgd_like(&mut self, i: usize, p: &Tensor, mut d: Tensor, excluded: bool) -> Result<()> {
+    /// Whether `p` is left out of weight decay and LARS's adaptation.
+    fn excluded(&self, p: &Tensor) -> bool {
+        self.config.exclude_bias_and_norm && p.dim() <= 1
+    }
+
+    /// torch.optim.SGD (and lightly's LARS), op for op as PyTorch's
+    /// single-tensor step, each phase over all parameters at once: the update
+    /// of each tensor only reads its own values, so the order across tensors
+    /// does not change a bit. Weight decay and LARS's trust ratio need each
+    /// tensor's norms; the momentum buffers and the parameters move with
+    /// `_foreach_*` ops.
+    fn sgd_like(&mut self, live: Vec<(usize, &Tensor, Tensor)>) -> Result<()> {
         let c = self.config;
-        let wd = if excluded { 0.0 } else { c.weight_decay };
-        if c.kind == OptimizerKind::Lars && !excluded {
-            // lightly's LARS: scale by η‖w‖/(‖g‖ + wd‖w‖ + ε) when both norms are
-            // non-zero, computed on the device (no host sync per tensor).
-            let p_norm = p.f_norm()?;
-            let g_norm = d.f_norm()?;
-            let ratio = p_norm.f_div(&g_norm.f_add(&p_norm.f_mul_scalar(wd)?)?.f_add_scalar(1e-8)?)?.f_mul_scalar(c.trust_coefficient)?;
-            let ok = p_norm.f_gt(0.0)?.f_logical_and(&g_norm.f_gt(0.0)?)?;
-            let ratio = ratio.f_where_self(&ok, &Tensor::f_ones([], (Kind::Float, p.device()))?)?;
-            if wd != 0.0 {
+        let mut updates = Vec::with_capacity(live.len());
+        for (_, p, d) in &live {
+            let excluded = self.excluded(p);
+            let wd = if excluded { 0.0 } else { c.weight_decay };
+            let mut d = d.shallow_clone();
+            if c.kind == OptimizerKind::Lars && !excluded {
+                // lightly's LARS: scale by η‖w‖/(‖g‖ + wd‖w‖ + ε) when both norms are
+                // non-zero, computed on the device (no host sync per tensor).
+                let p_norm = p.f_norm()?;
+                let g_norm = d.f_norm()?;
+                let ratio =
+                    p_norm.f_div(&g_norm.f_add(&p_norm.f_mul_scalar(wd)?)?.f_add_scalar(1e-8)?)?.f_mul_scalar(c.trust_coefficient)?;
+                let ok = p_norm.f_gt(0.0)?.f_logical_and(&g_norm.f_gt(0.0)?)?;
+                let ratio = ratio.f_where_self(&ok, &Tensor::f_ones([], (Kind::Float, p.device()))?)?;
+                if wd != 0.0 {
+                    d = add_scaled(&d, p, wd)?;
+                }
+                d = d.f_mul(&ratio)?;
+            } else if wd != 0.0 {
                 d = add_scaled(&d, p, wd)?;
             }
-            d = d.f_mul(&ratio)?;
-        } else if wd != 0.0 {
-            d = add_scaled(&d, p, wd)?;
+            updates.push(d);
         }
         if c.momentum != 0.0 {
-            let buf = match self.first[i].take() {
-                None => fresh_copy(&d)?,
-                Some(mut b) => {
-                    let _ = b.f_mul_scalar_(c.momentum)?;
-                    add_scaled_(&b, &d, 1.0 - c.dampening)?;
-                    b
+            // buf = d on the first step; then buf = buf * momentum + (1 - dampening) * d.
+            let mut old: (Vec<Tensor>, Vec<&Tensor>) = (Vec::new(), Vec::new());
+            for ((i, _, _), d) in live.iter().zip(&updates) {
+                match self.first[*i].as_ref() {
+                    Some(b) => {
+                        old.0.push(b.shallow_clone());
+                        old.1.push(d);
+                    }
+                    None => self.first[*i] = Some(fresh_copy(d)?),
                 }
-            };
-            d = if c.nesterov { add_scaled(&d, &buf, c.momentum)? } else { buf.shallow_clone() };
-            self.first[i] = Some(buf);
+            }
+            let bufs: Vec<&Tensor> = old.0.iter().collect();
+            foreach_mul_(&bufs, c.momentum)?;
+            foreach_add_(&bufs, &old.1, 1.0 - c.dampening)?;
+            for ((i, _, _), d) in live.iter().zip(updates.iter_mut()) {
+                let buf = self.first[*i].as_ref().ok_or_else(|| Error::State("a momentum buffer went missing".into()))?;
+                *d = if c.nesterov { add_scaled(d, buf, c.momentum)? } else { buf.shallow_clone() };
+            }
         }
-        add_scaled_(p, &d, -c.lr)
+        let params: Vec<&Tensor> = live.iter().map(|(_, p, _)| *p).collect();
+        foreach_add_(&params, &updates.iter().collect::<Vec<_>>(), -c.lr)
     }
 
     fn adamw(&mut self, i: usize, p: &Tensor, d: Tensor, excluded: bool) -> Result<()> {

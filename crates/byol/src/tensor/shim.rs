@@ -12,6 +12,88 @@ extern "C" {
     fn byol_add_(this: *mut C_tensor, other: *const C_tensor, alpha: f64) -> i32;
     fn byol_add(this: *const C_tensor, other: *const C_tensor, alpha: f64) -> *mut C_tensor;
     fn byol_cpu_capability(out: *mut std::os::raw::c_char, len: usize) -> i32;
+    fn byol_ema_update(ema: *const *const C_tensor, online: *const *const C_tensor, n: usize, m: f64) -> i32;
+    fn byol_foreach_add_(this: *const *const C_tensor, other: *const *const C_tensor, n: usize, alpha: f64) -> i32;
+    fn byol_foreach_mul_(this: *const *const C_tensor, n: usize, scalar: f64) -> i32;
+    fn byol_inference_mode_enter() -> *mut std::os::raw::c_void;
+    fn byol_inference_mode_exit(guard: *mut std::os::raw::c_void);
+    fn byol_views_conv2d(x: *const C_tensor, w: *const C_tensor, stride: i64, padding: i64, views: i64) -> *mut C_tensor;
+    fn byol_views_linear(x: *const C_tensor, w: *const C_tensor, b: *const C_tensor, views: i64) -> *mut C_tensor;
+}
+
+fn handles(tensors: &[&Tensor]) -> Vec<*const C_tensor> {
+    tensors.iter().map(|t| t.as_ptr()).collect()
+}
+
+/// `ema = ema * m + online * (1 - m)` for each pair (lightly's
+/// `update_momentum`), bit-identical to its three ATen ops: one pass without
+/// temporaries for contiguous float32 CPU tensors, the ops themselves otherwise.
+pub fn ema_update_(ema: &[&Tensor], online: &[&Tensor], m: f64) -> Result<()> {
+    let (e, o) = (handles(ema), handles(online));
+    if e.len() != o.len() {
+        return Err(Error::invalid("online", format!("{} tensors, as ema", e.len()), o.len()));
+    }
+    // SAFETY: every pointer is a live at::Tensor handle borrowed for the call.
+    if unsafe { byol_ema_update(e.as_ptr(), o.as_ptr(), e.len(), m) } != 0 {
+        return Err(shim_error("update_momentum"));
+    }
+    Ok(())
+}
+
+/// `torch._foreach_add_(tensors, others, alpha=alpha)`.
+pub fn foreach_add_(tensors: &[&Tensor], others: &[&Tensor], alpha: f64) -> Result<()> {
+    let (a, b) = (handles(tensors), handles(others));
+    if a.len() != b.len() {
+        return Err(Error::invalid("others", format!("{} tensors", a.len()), b.len()));
+    }
+    if a.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: as in `ema_update_`.
+    if unsafe { byol_foreach_add_(a.as_ptr(), b.as_ptr(), a.len(), alpha) } != 0 {
+        return Err(shim_error("_foreach_add_"));
+    }
+    Ok(())
+}
+
+/// `torch._foreach_mul_(tensors, scalar)`.
+pub fn foreach_mul_(tensors: &[&Tensor], scalar: f64) -> Result<()> {
+    let a = handles(tensors);
+    if a.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: as in `ema_update_`.
+    if unsafe { byol_foreach_mul_(a.as_ptr(), a.len(), scalar) } != 0 {
+        return Err(shim_error("_foreach_mul_"));
+    }
+    Ok(())
+}
+
+/// `torch.inference_mode()` on this thread while it lives: no autograd
+/// bookkeeping at all (no version counters, no view tracking) for the
+/// momentum network's forwards. Tensors made under it cannot be saved for
+/// backward: clone what autograd will need.
+pub struct InferenceMode {
+    guard: *mut std::os::raw::c_void,
+}
+
+impl InferenceMode {
+    pub fn enter() -> Result<Self> {
+        // SAFETY: makes a c10::InferenceMode guard for this thread.
+        let guard = unsafe { byol_inference_mode_enter() };
+        if guard.is_null() {
+            return Err(shim_error("inference_mode"));
+        }
+        Ok(Self { guard })
+    }
+}
+
+impl Drop for InferenceMode {
+    fn drop(&mut self) {
+        // SAFETY: the guard made by `enter` on this thread (the type is not
+        // Send), ended once, in reverse order of creation as Rust drops.
+        unsafe { byol_inference_mode_exit(self.guard) }
+    }
 }
 
 fn shim_error(what: &str) -> Error {
@@ -34,11 +116,31 @@ pub fn add_scaled_(t: &Tensor, other: &Tensor, alpha: f64) -> Result<()> {
 pub fn add_scaled(t: &Tensor, other: &Tensor, alpha: f64) -> Result<Tensor> {
     // SAFETY: as in `add_scaled_`; a non-null result is a new at::Tensor that
     // `from_ptr` takes ownership of.
-    let ptr = unsafe { byol_add(t.as_ptr(), other.as_ptr(), alpha) };
+    owned(unsafe { byol_add(t.as_ptr(), other.as_ptr(), alpha) }, "add")
+}
+
+/// Takes ownership of a tensor the shim returned, or its error.
+fn owned(ptr: *mut C_tensor, what: &str) -> Result<Tensor> {
     if ptr.is_null() {
-        return Err(shim_error("add"));
+        return Err(shim_error(what));
     }
+    // SAFETY: a non-null result is a new at::Tensor that `from_ptr` owns.
     Ok(unsafe { Tensor::from_ptr(ptr) })
+}
+
+/// `conv2d(x, w)` (no bias, dilation 1, one group) over `views` batches
+/// stacked along dimension 0, with the weight's gradient reduced view by view
+/// as separate calls reduce it (csrc/views.cpp says why).
+pub fn views_conv2d(x: &Tensor, w: &Tensor, stride: i64, padding: i64, views: i64) -> Result<Tensor> {
+    // SAFETY: both pointers are live at::Tensor handles owned by tch.
+    owned(unsafe { byol_views_conv2d(x.as_ptr(), w.as_ptr(), stride, padding, views) }, "conv2d")
+}
+
+/// `linear(x, w, b)` over `views` stacked batches, as `views_conv2d`.
+pub fn views_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, views: i64) -> Result<Tensor> {
+    let b = b.map_or(std::ptr::null(), |b| b.as_ptr());
+    // SAFETY: live handles owned by tch; `b` may be null, which the shim reads as no bias.
+    owned(unsafe { byol_views_linear(x.as_ptr(), w.as_ptr(), b, views) }, "linear")
 }
 
 /// Turns autocast on for CUDA or the CPU with bfloat16 (`dtype` 0) or float16 (1).
