@@ -6,6 +6,7 @@ use crate::transforms::functional::{
     adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation, check_images, check_range, gaussian_blur, hflip,
     imagenet_normalization, normalize, random_grayscale, resized_crop, solarize, CropBox,
 };
+use crate::transforms::pixels::{self, ColourOps, FinishOps, Jitter};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
@@ -184,64 +185,90 @@ impl ByolTransform {
         let n_us = n as usize;
         let c = self.config.clone();
         let boxes: Vec<CropBox> = (0..n_us).map(|_| self.crop_box(height, width)).collect();
-        let mut y = resized_crop(x, &boxes, c.input_size)?;
         let flips = self.coin(n_us, c.hf_prob);
-        y = hflip(&y, &flips)?;
-
-        // Colour jitter, each op in its own random order per image.
         let jitter = self.coin(n_us, c.cj_prob);
-        if jitter.iter().any(|&j| j) {
+        let jitters: Vec<Option<Jitter>> = if jitter.iter().any(|&j| j) {
             let s = c.cj_strength;
             let b = self.uniform(n_us, (1.0 - c.cj_bright * s).max(0.0), 1.0 + c.cj_bright * s);
             let ct = self.uniform(n_us, (1.0 - c.cj_contrast * s).max(0.0), 1.0 + c.cj_contrast * s);
             let sat = self.uniform(n_us, (1.0 - c.cj_sat * s).max(0.0), 1.0 + c.cj_sat * s);
             let hue = self.uniform(n_us, -c.cj_hue * s, c.cj_hue * s);
-            let orders: Vec<[usize; 4]> = (0..n_us)
-                .map(|_| {
-                    let mut o = [0, 1, 2, 3];
-                    for i in (1..4).rev() {
-                        o.swap(i, self.rng.random_range(0..=i));
+            (0..n_us)
+                .map(|i| {
+                    // Each op in its own random order per image.
+                    let mut order = [0, 1, 2, 3];
+                    for k in (1..4).rev() {
+                        order.swap(k, self.rng.random_range(0..=k));
                     }
-                    o
+                    let factors = (b[i] as f32, ct[i] as f32, sat[i] as f32, hue[i] as f32);
+                    jitter[i].then_some(Jitter { order, brightness: factors.0, contrast: factors.1, saturation: factors.2, hue: factors.3 })
                 })
-                .collect();
-            // Images that share an order are jittered together, each op once:
-            // the same work as per-image jitter, in a few batched kernels.
-            let mut groups: std::collections::BTreeMap<[usize; 4], Vec<usize>> = std::collections::BTreeMap::new();
-            for i in (0..n_us).filter(|&i| jitter[i]) {
-                groups.entry(orders[i]).or_default().push(i);
-            }
-            for (order, members) in groups {
-                let pick = |v: &[f64]| members.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-                let mut sub = subset(&y, &members)?;
-                for op in order {
-                    sub = match op {
-                        0 => adjust_brightness(&sub, &pick(&b))?,
-                        1 => adjust_contrast(&sub, &pick(&ct))?,
-                        2 => adjust_saturation(&sub, &pick(&sat))?,
-                        _ => adjust_hue(&sub, &pick(&hue))?,
-                    };
-                }
-                y = put_subset(&y, &members, &sub)?;
-            }
-        }
+                .collect()
+        } else {
+            vec![None; n_us]
+        };
         let gray = self.coin(n_us, c.random_gray_scale);
-        y = random_grayscale(&y, &gray)?;
         let blur = self.coin(n_us, view.gaussian_blur);
         let sigmas = self.uniform(n_us, c.sigmas.0, c.sigmas.1);
+        let solarized = self.coin(n_us, view.solarization);
+
+        let mut y = resized_crop(x, &boxes, c.input_size)?;
+        let in_place = pixels::applies(&y);
+        if in_place {
+            let plans: Vec<ColourOps> = (0..n_us).map(|i| ColourOps { flip: flips[i], jitter: jitters[i], gray: gray[i] }).collect();
+            pixels::colour(&mut y, &plans)?;
+        } else {
+            y = colour_batched(&y, &flips, &jitters, &gray)?;
+        }
         let members: Vec<usize> = (0..n_us).filter(|&i| blur[i]).collect();
         if !members.is_empty() {
             let chosen: Vec<f64> = members.iter().map(|&i| sigmas[i]).collect();
             let blurred = gaussian_blur(&subset(&y, &members)?, c.blur_kernel().min(2 * c.input_size - 1), &chosen)?;
-            y = put_subset(&y, &members, &blurred)?;
+            y = put_subset(&y, &members, &blurred)?.f_contiguous()?;
         }
-        let sol = self.coin(n_us, view.solarization);
-        y = solarize(&y, c.solarize_threshold, &sol)?;
+        if in_place {
+            let f32s = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+            let normalization = c.normalize.as_ref().map(|(m, s)| (f32s(m), f32s(s)));
+            let ops = FinishOps {
+                solarize: Some(c.solarize_threshold as f32),
+                normalize: normalization.as_ref().map(|(m, s)| (m.as_slice(), s.as_slice())),
+            };
+            pixels::finish(&mut y, &solarized, ops)?;
+            return Ok(y);
+        }
+        y = solarize(&y, c.solarize_threshold, &solarized)?;
         if let Some((mean, std)) = &c.normalize {
             y = normalize(&y, mean, std)?;
         }
         Ok(y)
     }
+}
+
+/// Flip, jitter and grayscale with the functional ops, for batches the
+/// per-pixel ops do not take (on a GPU): images that share a jitter order are
+/// jittered together, each op once, in a few batched kernels.
+fn colour_batched(y: &Tensor, flips: &[bool], jitters: &[Option<Jitter>], gray: &[bool]) -> Result<Tensor> {
+    let mut y = hflip(y, flips)?;
+    let mut groups: std::collections::BTreeMap<[usize; 4], Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, j) in jitters.iter().enumerate() {
+        if let Some(j) = j {
+            groups.entry(j.order).or_default().push(i);
+        }
+    }
+    for (order, members) in groups {
+        let pick = |f: fn(&Jitter) -> f32| members.iter().filter_map(|&i| jitters[i].as_ref()).map(|j| f(j) as f64).collect::<Vec<f64>>();
+        let mut sub = subset(&y, &members)?;
+        for op in order {
+            sub = match op {
+                0 => adjust_brightness(&sub, &pick(|j| j.brightness))?,
+                1 => adjust_contrast(&sub, &pick(|j| j.contrast))?,
+                2 => adjust_saturation(&sub, &pick(|j| j.saturation))?,
+                _ => adjust_hue(&sub, &pick(|j| j.hue))?,
+            };
+        }
+        y = put_subset(&y, &members, &sub)?;
+    }
+    random_grayscale(&y, gray)
 }
 
 fn index_tensor(members: &[usize], x: &Tensor) -> Result<Tensor> {
