@@ -17,6 +17,8 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '32' },
     count: { type: 'string', default: '256' },
     epochs: { type: 'string', default: '2' },
+    // One JSON line at the end, for `npm run bench`.
+    json: { type: 'boolean', default: false },
   },
 })
 const python = join(process.env.BYOL_TORCH_HOME || join(homedir(), '.cache', 'byol-torch'), 'venv', 'bin', 'python')
@@ -63,3 +65,10 @@ console.log(`augmentation alone (2 views of decoded uint8 images, one thread):`)
 console.log(`  byol-torch  ${oursAlone.toFixed(0)} images/s (batched)`)
 console.log(`  torchvision ${ref.augment_images_per_s.toFixed(0)} images/s (per image)`)
 console.log(`  ratio ${(oursAlone / ref.augment_images_per_s).toFixed(2)}`)
+if (values.json) {
+  const rss = { ours_rss_mib: process.resourceUsage().maxRSS / 1024, torch_rss_mib: ref.peak_rss_mib }
+  console.log(JSON.stringify({
+    pipeline: { unit: 'images/s', ours, torch: ref.pipeline_images_per_s, ...rss },
+    augment: { unit: 'images/s', ours: oursAlone, torch: ref.augment_images_per_s, ...rss },
+  }))
+}

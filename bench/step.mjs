@@ -17,6 +17,8 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '3' },
     threads: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '2' },
+    // One JSON line at the end, for `npm run bench`.
+    json: { type: 'boolean', default: false },
   },
 })
 const python = join(process.env.BYOL_TORCH_HOME || join(homedir(), '.cache', 'byol-torch'), 'venv', 'bin', 'python')
@@ -44,3 +46,6 @@ for (let r = 0; r < Number(values.rounds); r++) {
 console.log(`byol-torch: ${best.ours.steps_per_s.toFixed(3)} steps/s, peak RSS ${best.ours.peak_rss_mib.toFixed(0)} MiB`)
 console.log(`PyTorch:    ${best.ref.steps_per_s.toFixed(3)} steps/s, peak RSS ${best.ref.peak_rss_mib.toFixed(0)} MiB`)
 console.log(`ratio (byol-torch / PyTorch): ${(best.ours.steps_per_s / best.ref.steps_per_s).toFixed(3)}`)
+if (values.json) {
+  console.log(JSON.stringify({ unit: 'steps/s', ours: best.ours.steps_per_s, torch: best.ref.steps_per_s, ours_rss_mib: best.ours.peak_rss_mib, torch_rss_mib: best.ref.peak_rss_mib }))
+}

@@ -22,6 +22,8 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '5' },
     count: { type: 'string', default: '512' },
     rounds: { type: 'string', default: '2' },
+    // One JSON line at the end, for `npm run bench`.
+    json: { type: 'boolean', default: false },
   },
 })
 const python = join(process.env.BYOL_TORCH_HOME || join(homedir(), '.cache', 'byol-torch'), 'venv', 'bin', 'python')
@@ -43,3 +45,6 @@ for (let r = 0; r < Number(values.rounds); r++) {
 console.log(
   `best of ${values.rounds}: byol-torch ${best.ours.images_per_s.toFixed(1)} vs PyTorch ${best.torch.images_per_s.toFixed(1)} images/s = ${(best.ours.images_per_s / best.torch.images_per_s).toFixed(2)}x; peak RSS ${best.ours.peak_rss_mib.toFixed(0)} vs ${best.torch.peak_rss_mib.toFixed(0)} MiB`,
 )
+if (values.json) {
+  console.log(JSON.stringify({ unit: 'images/s', ours: best.ours.images_per_s, torch: best.torch.images_per_s, ours_rss_mib: best.ours.peak_rss_mib, torch_rss_mib: best.torch.peak_rss_mib }))
+}

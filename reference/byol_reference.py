@@ -343,7 +343,11 @@ def cmd_bench_data(a):
     for img in images:
         ds.v1(img), ds.v2(img)
     alone = len(images) / (time.perf_counter() - start)
-    print(json.dumps({"pipeline_images_per_s": full, "augment_images_per_s": alone}))
+    import resource
+
+    # The main process and its largest worker, as bench-train counts them.
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"pipeline_images_per_s": full, "augment_images_per_s": alone, "peak_rss_mib": peak_kib / 1024}))
 
 
 def cmd_schedule(a):

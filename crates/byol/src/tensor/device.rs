@@ -72,7 +72,12 @@ pub const MALLOC_TUNING_ENV: &str = "BYOL_TORCH_MALLOC_TUNING";
 /// keeps, as PyTorch's caching allocators do on GPUs. Call once, before
 /// training; `BYOL_TORCH_MALLOC_TUNING=0` opts out. Returns whether it applied.
 pub fn tune_allocator() -> bool {
-    if std::env::var(MALLOC_TUNING_ENV).is_ok_and(|v| v == "0") {
+    tune_allocator_unless(std::env::var(MALLOC_TUNING_ENV).ok().as_deref())
+}
+
+/// `tune_allocator` with the environment variable's value handed in.
+fn tune_allocator_unless(setting: Option<&str>) -> bool {
+    if setting == Some("0") {
         return false;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -129,4 +134,16 @@ pub fn set_threads(n: i32) -> Result<()> {
     }
     set_thread_count(n);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allocator_is_tuned_on_glibc_unless_the_variable_says_0() {
+        assert!(!tune_allocator_unless(Some("0")));
+        assert_eq!(tune_allocator_unless(None), cfg!(all(target_os = "linux", target_env = "gnu")));
+        assert_eq!(tune_allocator_unless(Some("1")), cfg!(all(target_os = "linux", target_env = "gnu")));
+    }
 }
