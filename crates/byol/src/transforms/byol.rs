@@ -1,10 +1,11 @@
 //! BYOL's two asymmetric views (Grill et al. 2020), with lightly's
 //! `BYOLTransform` settings and defaults, drawn per image from a seeded
-//! generator and applied batched with the functional ops.
+//! generator: crops and blurs batched with the functional ops, the per-pixel
+//! ops in place on the CPU (`pixels.rs`) or batched on a GPU.
 use crate::error::{Error, Result};
 use crate::transforms::functional::{
-    adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation, check_images, check_range, gaussian_blur, hflip,
-    imagenet_normalization, normalize, random_grayscale, resized_crop, solarize, CropBox,
+    adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation, check_image_shape, check_images, check_range, crop_and_resize,
+    gaussian_blur, hflip, imagenet_normalization, normalize, random_grayscale, solarize, CropBox,
 };
 use crate::transforms::pixels::{self, ColourOps, FinishOps, Jitter};
 use rand::{Rng, SeedableRng};
@@ -136,8 +137,13 @@ impl ByolTransform {
     /// Both views of a `[N, C, H, W]` batch (uint8 or float in [0, 1]).
     pub fn apply(&mut self, images: &Tensor) -> Result<(Tensor, Tensor)> {
         let _guard = tch::no_grad_guard();
-        let x = if images.kind() == Kind::Uint8 { images.f_to_kind(Kind::Float)?.f_div_scalar(255.0)? } else { images.shallow_clone() };
-        check_images(&x, &[1, 3])?;
+        // uint8 images stay uint8 until each crop is taken (`crop_and_resize`).
+        let x = images.shallow_clone();
+        if x.kind() == Kind::Uint8 {
+            check_image_shape(&x, &[1, 3])?;
+        } else {
+            check_images(&x, &[1, 3])?;
+        }
         let x = if x.size()[1] == 1 { x.f_expand([-1, 3, -1, -1], false)? } else { x };
         let (v1, v2) = (self.config.view1, self.config.view2);
         Ok((self.view(&x, v1)?, self.view(&x, v2)?))
@@ -212,7 +218,7 @@ impl ByolTransform {
         let sigmas = self.uniform(n_us, c.sigmas.0, c.sigmas.1);
         let solarized = self.coin(n_us, view.solarization);
 
-        let mut y = resized_crop(x, &boxes, c.input_size)?;
+        let mut y = crop_and_resize(x, &boxes, c.input_size)?;
         let in_place = pixels::applies(&y);
         if in_place {
             let plans: Vec<ColourOps> = (0..n_us).map(|i| ColourOps { flip: flips[i], jitter: jitters[i], gray: gray[i] }).collect();
@@ -221,10 +227,18 @@ impl ByolTransform {
             y = colour_batched(&y, &flips, &jitters, &gray)?;
         }
         let members: Vec<usize> = (0..n_us).filter(|&i| blur[i]).collect();
-        if !members.is_empty() {
+        let kernel = c.blur_kernel().min(2 * c.input_size - 1);
+        if in_place {
+            // Image by image into the batch: no batch-sized temporaries, which
+            // glibc would map and unmap for every batch.
+            for &i in &members {
+                let mut image = y.f_narrow(0, i as i64, 1)?;
+                image.f_copy_(&gaussian_blur(&image, kernel, &[sigmas[i]])?)?;
+            }
+        } else if !members.is_empty() {
             let chosen: Vec<f64> = members.iter().map(|&i| sigmas[i]).collect();
-            let blurred = gaussian_blur(&subset(&y, &members)?, c.blur_kernel().min(2 * c.input_size - 1), &chosen)?;
-            y = put_subset(&y, &members, &blurred)?.f_contiguous()?;
+            let blurred = gaussian_blur(&subset(&y, &members)?, kernel, &chosen)?;
+            y = put_subset(&y, &members, &blurred)?;
         }
         if in_place {
             let f32s = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
@@ -320,6 +334,20 @@ mod tests {
         // the fallback clamps the aspect ratio to 4/3 and centres the box.
         let b = transform(0.08).crop_box(2, 200);
         assert_eq!((b.top, b.left, b.height, b.width), (0, 98, 2, 3));
+    }
+
+    #[test]
+    fn blurring_image_by_image_equals_the_batched_blur() {
+        let _guard = tch::no_grad_guard();
+        tch::manual_seed(3);
+        let x = Tensor::rand([4, 3, 20, 20], (Kind::Float, tch::Device::Cpu));
+        let sigmas = [0.3, 1.1, 2.0, 0.7];
+        let batched = gaussian_blur(&x, 5, &sigmas).expect("batched blur");
+        for (i, &s) in sigmas.iter().enumerate() {
+            let one = gaussian_blur(&x.narrow(0, i as i64, 1), 5, &[s]).expect("one image");
+            let diff = (one - batched.narrow(0, i as i64, 1)).abs().max().double_value(&[]);
+            assert!(diff <= 1e-6, "image {i}: {diff}");
+        }
     }
 
     #[test]
