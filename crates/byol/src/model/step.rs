@@ -83,22 +83,23 @@ impl Byol {
         let (loss, projection) = {
             let _autocast = Autocast::new(options.precision, self.device())?;
             // lightly runs four forwards, one per view and network. The two
-            // views go through each network in one call instead, BatchNorm
-            // normalising each view by itself, so every value is the same
-            // function of the inputs and the running statistics move as in
-            // lightly's order; the sums over the batch inside the weight
-            // gradients are grouped differently, the only change in rounding.
+            // views go through each network in one call instead: BatchNorm
+            // normalises each view by itself and moves the running statistics
+            // view by view, and the weight gradients are reduced view by view
+            // (csrc/views.cpp), so every number is lightly's, bit for bit.
             let views = Tensor::f_cat(&[x0, x1], 0)?;
-            let (z_online, p) = self.forward_views(&views, true, 2)?;
-            let (p0, p1) = halves(&p)?;
-            // The momentum network needs no autograd bookkeeping at all; its
-            // outputs, which the loss saves for backward, become normal
-            // tensors again by a copy of [2 x batch, dim] values.
+            // The momentum network first: its activations are freed layer by
+            // layer before the online network's, kept for backward, pile up.
+            // It needs no autograd bookkeeping at all; its outputs, which the
+            // loss saves for backward, become normal tensors again by a copy
+            // of [2 x batch, dim] values.
             let z = {
                 let _inference = InferenceMode::enter()?;
                 self.forward_momentum_views(&views, true, 2)?
             };
             let (z0, z1) = halves(&fresh_copy(&z)?)?;
+            let (z_online, p) = self.forward_views(&views, true, 2)?;
+            let (p0, p1) = halves(&p)?;
             let z_online = halves(&z_online)?.0;
             let loss = options.loss.loss(&p0, &z0, &p1, &z1)?.f_to_kind(tch::Kind::Float)?;
             (loss, z_online.f_detach()?)
