@@ -20,8 +20,18 @@ export function reference(args: string[]): any {
   return last ? JSON.parse(last) : null
 }
 
+// Every folder tmpdir made, removed when the test file's process exits:
+// checkpoints and models of a run take hundreds of MB each.
+const made: string[] = []
+process.on('exit', () => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true })
+})
+
+/** A new folder in the system's temporary directory, removed when the tests of the file end. */
 export function tmpdir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `byol-torch-${prefix}-`))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `byol-torch-${prefix}-`))
+  made.push(dir)
+  return dir
 }
 
 /** Largest absolute difference and the reference's scale (largest |value|). */

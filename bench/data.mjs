@@ -3,7 +3,7 @@
 // with torch.utils.data.DataLoader, same worker count, same images, in one run;
 // then the augmentation alone on decoded uint8 images.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +24,7 @@ const { values } = parseArgs({
 const python = join(process.env.BYOL_TORCH_HOME || join(homedir(), '.cache', 'byol-torch'), 'venv', 'bin', 'python')
 const script = join(here, '..', 'reference', 'byol_reference.py')
 const root = mkdtempSync(join(tmpdir(), 'byol-bench-data-'))
+process.on('exit', () => rmSync(root, { recursive: true, force: true }))
 execFileSync(python, [script, 'bench-images', '--out', root, '--count', values.count])
 const workers = Number(values.workers)
 const batch = Number(values.batch)

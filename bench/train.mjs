@@ -5,7 +5,7 @@
 // ResNet18, batch and threads), side by side in one run, with each side's
 // peak RSS. Each side runs in its own process; rounds alternate.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -29,6 +29,7 @@ const { values } = parseArgs({
 const python = join(process.env.BYOL_TORCH_HOME || join(homedir(), '.cache', 'byol-torch'), 'venv', 'bin', 'python')
 const script = join(here, '..', 'reference', 'byol_reference.py')
 const root = mkdtempSync(join(tmpdir(), 'byol-bench-train-'))
+process.on('exit', () => rmSync(root, { recursive: true, force: true }))
 execFileSync(python, [script, 'bench-images', '--out', root, '--count', values.count])
 const { size, batch, workers, threads, steps, warmup } = values
 console.log(`whole training loop: ResNet18 BYOL (4096/256 heads), ${values.count} JPEGs 256x256 -> two ${size}x${size} views, batch ${batch}, ${workers} data worker(s), ${threads} libtorch threads, CPU; steps ${warmup}-${steps} timed`)

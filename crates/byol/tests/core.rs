@@ -80,6 +80,7 @@ fn the_state_dict_has_pytorch_keys_and_round_trips_through_a_file() {
         assert_eq!(max_abs_diff(&a.to_kind(Kind::Double), &b.to_kind(Kind::Double)), 0.0, "{k}");
     }
     assert!(std::fs::read_dir(&dir).unwrap().count() == 1, "no temporary file is left behind");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
