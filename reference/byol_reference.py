@@ -324,6 +324,16 @@ class JpegFolder(torch.utils.data.Dataset):
         return self.v1(img), self.v2(img)
 
 
+def peak_rss_mib(workers):
+    """Peak RSS of this process, plus its largest finished child (a DataLoader worker) with `workers`."""
+    import resource
+
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if workers:
+        kib += resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return kib / 1024
+
+
 def cmd_bench_data(a):
     """Images/s of decode + both views with a torch DataLoader, then of the views alone."""
     torch.set_num_threads(1)
@@ -343,11 +353,7 @@ def cmd_bench_data(a):
     for img in images:
         ds.v1(img), ds.v2(img)
     alone = len(images) / (time.perf_counter() - start)
-    import resource
-
-    # The main process and its largest worker, as bench-train counts them.
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"pipeline_images_per_s": full, "augment_images_per_s": alone, "peak_rss_mib": peak_kib / 1024}))
+    print(json.dumps({"pipeline_images_per_s": full, "augment_images_per_s": alone, "peak_rss_mib": peak_rss_mib(workers=True)}))
 
 
 def cmd_schedule(a):
@@ -386,10 +392,7 @@ def cmd_bench(a):
         step(i)
     sync()
     elapsed = time.perf_counter() - start
-    import resource
-
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"steps_per_s": a.steps / elapsed, "peak_rss_mib": peak_kib / 1024, "threads": torch.get_num_threads()}))
+    print(json.dumps({"steps_per_s": a.steps / elapsed, "peak_rss_mib": peak_rss_mib(workers=False), "threads": torch.get_num_threads()}))
 
 
 def cmd_bench_train(a):
@@ -418,10 +421,7 @@ def cmd_bench_train(a):
             if step >= a.steps:
                 break
     elapsed = time.perf_counter() - start
-    import resource
-
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"images_per_s": (a.steps - a.warmup) * a.batch / elapsed, "peak_rss_mib": peak_kib / 1024}))
+    print(json.dumps({"images_per_s": (a.steps - a.warmup) * a.batch / elapsed, "peak_rss_mib": peak_rss_mib(workers=True)}))
 
 
 def lr_at(schedule, base, step, warmup, total):

@@ -1,9 +1,9 @@
 // What tch does not expose: autocast controls (tch's `autocast` only switches
 // CUDA autocast on with fp16; BYOL in bf16 needs the dtype, and CPU autocast
-// the CPU device type), `add` with an `alpha` (PyTorch's optimisers step with
-// `p.add_(d, alpha=-lr)`, one rounding; `p += d * -lr` rounds twice and BYOL
-// amplifies the difference), and libtorch's CPU capability. Exceptions never
-// cross into Rust.
+// the CPU device type), `add` and `_foreach_add_` with an `alpha` (PyTorch's
+// optimisers step with `p.add_(d, alpha=-lr)`, one rounding; `p += d * -lr`
+// rounds twice and BYOL amplifies the difference), the fused EMA, inference
+// mode, and libtorch's CPU capability. Exceptions never cross into Rust.
 #include <ATen/autocast_mode.h>
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -58,17 +58,6 @@ int byol_autocast_exit(int cuda) {
 
 // The message of the last failed call on this thread.
 const char* byol_last_error() { return last_error.c_str(); }
-
-// self.add_(other, alpha). Returns 0, or -1 (see byol_last_error).
-int byol_add_(at::Tensor* self, const at::Tensor* other, double alpha) {
-  try {
-    self->add_(*other, alpha);
-    return 0;
-  } catch (const std::exception& e) {
-    remember(e);
-    return -1;
-  }
-}
 
 // ema[i] = ema[i] * m + online[i] * (1 - m) for each pair: lightly's
 // update_momentum. A contiguous float32 CPU pair takes one pass over memory,

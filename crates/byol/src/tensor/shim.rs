@@ -9,7 +9,6 @@ extern "C" {
     fn byol_autocast_enter(cuda: i32, dtype: i32) -> i32;
     fn byol_autocast_exit(cuda: i32) -> i32;
     fn byol_last_error() -> *const std::os::raw::c_char;
-    fn byol_add_(this: *mut C_tensor, other: *const C_tensor, alpha: f64) -> i32;
     fn byol_add(this: *const C_tensor, other: *const C_tensor, alpha: f64) -> *mut C_tensor;
     fn byol_cpu_capability(out: *mut std::os::raw::c_char, len: usize) -> i32;
     fn byol_ema_update(ema: *const *const C_tensor, online: *const *const C_tensor, n: usize, m: f64) -> i32;
@@ -102,20 +101,9 @@ fn shim_error(what: &str) -> Error {
     Error::Torch(tch::TchError::Torch(format!("{what}: {message}")))
 }
 
-/// `t.add_(other, alpha=alpha)`: one rounding, as PyTorch's optimisers step.
-pub fn add_scaled_(t: &Tensor, other: &Tensor, alpha: f64) -> Result<()> {
-    let mut t = t.shallow_clone();
-    // SAFETY: both pointers are live at::Tensor handles owned by tch.
-    if unsafe { byol_add_(t.as_mut_ptr(), other.as_ptr(), alpha) } != 0 {
-        return Err(shim_error("add_"));
-    }
-    Ok(())
-}
-
 /// `t.add(other, alpha=alpha)` as a new tensor.
 pub fn add_scaled(t: &Tensor, other: &Tensor, alpha: f64) -> Result<Tensor> {
-    // SAFETY: as in `add_scaled_`; a non-null result is a new at::Tensor that
-    // `from_ptr` takes ownership of.
+    // SAFETY: both pointers are live at::Tensor handles owned by tch.
     owned(unsafe { byol_add(t.as_ptr(), other.as_ptr(), alpha) }, "add")
 }
 
