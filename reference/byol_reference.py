@@ -502,6 +502,73 @@ def cmd_knn(a):
     print(json.dumps({"accuracy": (pred[:, 0] == f["test_labels"].long()).float().mean().item()}))
 
 
+def _ddp_rank(rank, a, port):
+    """One rank of Lightning's DDP strategy around minerva's BYOL: the model
+    wrapped in DistributedDataParallel (Lightning wraps the LightningModule
+    and calls training_step through the wrapper's forward), a
+    DistributedSampler, Gloo over 127.0.0.1."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=a.world)
+    images = load_file(a.images)["x"].float() / 255.0
+    model = BYOL(learning_rate=a.lr)
+    model.load_state_dict(load_file(a.state))
+    if a.sync_batchnorm:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+    class Step(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x0, x1):
+            return self.m.training_step((x0, x1), 0)
+
+    ddp = DistributedDataParallel(Step(model))
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=a.lr)
+    dataset = TensorDataset(images)
+    sampler = DistributedSampler(dataset, num_replicas=a.world, rank=rank, shuffle=False, drop_last=False)
+    loader = DataLoader(dataset, batch_size=a.batch, sampler=sampler)
+    model.train()
+    losses, epoch = [], 0
+    while len(losses) < a.steps:
+        sampler.set_epoch(epoch)
+        for (x,) in loader:
+            loss = ddp(x, x)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            model.global_step += 1
+            losses.append(loss.item())
+            if len(losses) == a.steps:
+                break
+        epoch += 1
+    if rank == 0:
+        state = {k.replace(".module.", "."): v.contiguous() for k, v in model.state_dict().items()}
+        save_file(state, a.out)
+        with open(a.out + ".json", "w") as f:
+            json.dump({"losses": losses}, f)
+    dist.destroy_process_group()
+
+
+def cmd_ddp_train(a):
+    """`world` processes of DistributedDataParallel training (plain SGD at
+    `lr`, constant; both views the image): rank 0's losses and final state."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_ddp_rank, args=(a, port), nprocs=a.world, start_method="fork")
+    with open(a.out + ".json") as f:
+        print(json.dumps(json.load(f)))
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -527,6 +594,9 @@ def main(argv):
     s.add_argument("--batch", type=int, default=32); s.add_argument("--workers", type=int, default=1); s.add_argument("--threads", type=int, default=2)
     s.add_argument("--steps", type=int, default=30); s.add_argument("--warmup", type=int, default=5)
     s = sub.add_parser("knn"); s.add_argument("--features", required=True); s.add_argument("--k", type=int, default=200); s.add_argument("--t", type=float, default=0.1)
+    s = sub.add_parser("ddp-train"); s.add_argument("--state", required=True); s.add_argument("--images", required=True); s.add_argument("--out", required=True)
+    s.add_argument("--world", type=int, default=2); s.add_argument("--batch", type=int, default=4); s.add_argument("--steps", type=int, default=5)
+    s.add_argument("--lr", type=float, default=1e-3); s.add_argument("--sync-batchnorm", action="store_true")
     s = sub.add_parser("bench")
     s.add_argument("--batch", type=int, default=32); s.add_argument("--size", type=int, default=64)
     s.add_argument("--steps", type=int, default=20); s.add_argument("--warmup", type=int, default=3)
@@ -534,7 +604,8 @@ def main(argv):
     a = p.parse_args(argv)
     {"init": cmd_init, "run": cmd_run, "torchvision": cmd_torchvision, "load-check": cmd_load_check,
      "schedule": cmd_schedule, "torchscript": cmd_torchscript, "transforms": cmd_transforms, "make-images": cmd_make_images, "bench-images": cmd_bench_images, "bench-data": cmd_bench_data, "bench": cmd_bench,
-     "train": cmd_train, "bench-train": cmd_bench_train, "export-check": cmd_export_check, "knn": cmd_knn}[a.cmd](a)
+     "train": cmd_train, "bench-train": cmd_bench_train, "export-check": cmd_export_check, "knn": cmd_knn,
+     "ddp-train": cmd_ddp_train}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@ import { BYOL } from './byol'
 import { DataLoader } from './data'
 import { ByolError, checkNumber, checkOptions, Exhaustive, Rule, typeError } from './errors'
 import { native } from './native'
-import type { KnnOptions, Loss, LrSchedule, NativeTrainer, OptimizerConfig, OptimizerName, Precision, ProgressEvent, Recipe, TrainerOptions } from './native.generated'
+import type { KnnOptions, Loss, LrSchedule, NativeTrainer, OptimizerConfig, OptimizerName, Precision, ProgressEvent, Recipe, Strategy, TrainerOptions } from './native.generated'
 
-export type { Precision, TrainerOptions }
+export type { Precision, Strategy, TrainerOptions }
 
 /** One report from a running `fit`; `switch (event.kind)` narrows it to its fields. */
 export type TrainingEvent = ProgressEvent
@@ -33,6 +33,10 @@ export interface FitResult {
   lastCheckpoint: string | null
   /** Warnings (also emitted with `process.emitWarning`). */
   warnings: string[]
+  /** This process's rank in data-parallel training (0 alone); only rank 0 reports progress and writes checkpoints. */
+  rank: number
+  /** The number of processes that trained together (1 alone). */
+  worldSize: number
 }
 
 /** Lightning's `callback_metrics` after the last event. */
@@ -63,13 +67,15 @@ const RECIPES = ['minerva', 'paper'] as const satisfies readonly Recipe[]
 const OPTIMIZERS = ['SGD', 'LARS', 'AdamW'] as const satisfies readonly OptimizerName[]
 const LR_SCHEDULES = ['constant', 'cosine'] as const satisfies readonly LrSchedule[]
 const LOSSES = ['minerva', 'paper'] as const satisfies readonly Loss[]
+const STRATEGIES = ['auto', 'single', 'ddp'] as const satisfies readonly Strategy[]
 const listed: [
   Exhaustive<typeof PRECISIONS, Precision>,
   Exhaustive<typeof RECIPES, Recipe>,
   Exhaustive<typeof OPTIMIZERS, OptimizerName>,
   Exhaustive<typeof LR_SCHEDULES, LrSchedule>,
   Exhaustive<typeof LOSSES, Loss>,
-] = [true, true, true, true, true]
+  Exhaustive<typeof STRATEGIES, Strategy>,
+] = [true, true, true, true, true, true]
 void listed
 
 const int = (min: number): Rule => ({ number: { integer: true, min } })
@@ -110,6 +116,8 @@ export class Trainer {
       knnEveryNEpochs: int(1),
       baseMomentum: nonNegative,
       fastDevRun: int(1),
+      strategy: { oneOf: STRATEGIES },
+      collectiveTimeout: positive,
     })
     checkOptions<OptimizerConfig>('optimizer', o.optimizer, {
       name: { oneOf: OPTIMIZERS },
@@ -175,7 +183,14 @@ export class Trainer {
       expected = r.events
       if (received < expected) await drained
       if (r.aborted) throw new AbortError(r.globalStep, r.lastCheckpoint ?? null)
-      return { globalStep: r.globalStep, currentEpoch: r.currentEpoch, lastCheckpoint: r.lastCheckpoint ?? null, warnings: r.warnings }
+      return {
+        globalStep: r.globalStep,
+        currentEpoch: r.currentEpoch,
+        lastCheckpoint: r.lastCheckpoint ?? null,
+        warnings: r.warnings,
+        rank: r.rank,
+        worldSize: r.worldSize,
+      }
     } finally {
       signal?.removeEventListener('abort', abort)
     }

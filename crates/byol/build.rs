@@ -25,6 +25,11 @@ fn main() {
             .warnings(false);
         b
     };
-    cxx("shim").file("csrc/views.cpp").include(&include).include(include.join("torch/csrc/api/include")).compile("byol_shim");
+    cxx("shim")
+        .file("csrc/views.cpp")
+        .file("csrc/dist.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .compile("byol_shim");
     cxx("compat").link_lib_modifier("+whole-archive").compile("byol_compat");
 }

@@ -3,7 +3,7 @@
  * libtorch), the dataset named by `--data` with its held-out split, and the
  * loaders and kNN evaluation the commands use. Commands import this lazily.
  */
-import * as os from 'node:os'
+import { coresPerProcess } from './launch'
 import { BYOL, BYOLTransform, DataLoader, Dataset, ImageFolder, knnAccuracy, mnist, randomSplit, setNumThreads } from '../index'
 import type { DeviceName } from '../tensor'
 import { mnistViews } from '../presets'
@@ -15,7 +15,7 @@ import type { DataFlags } from './options'
  * threads, the demo's step ran at 224 images/s against 273 with 1 thread.
  */
 export function useThreads(f: DataFlags): number {
-  const n = f.threads ?? Math.max(1, (os.availableParallelism?.() ?? 2) - f.workers)
+  const n = f.threads ?? Math.max(1, coresPerProcess() - f.workers)
   setNumThreads(n)
   return n
 }

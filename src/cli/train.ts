@@ -48,8 +48,21 @@ export function trainCommand() {
     .option('--channels-last', 'channels_last activations and weights (faster convolutions with bf16-mixed/16-mixed, on GPUs and on CPUs with AVX-512 BF16 or AMX)')
     .option('--knn-every-n-epochs <n>', 'kNN accuracy on the held-out images every n epochs', int(1))
     .option('--base-momentum <x>', 'EMA momentum τ at the start (0.996)', num(0))
+    .option('--nproc-per-node <n>', 'data-parallel training in n processes on this host (as torchrun --nproc-per-node n); under torchrun, Slurm or Kubernetes the launcher\'s RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT are used instead', int(1), 1)
+    .option('--collective-timeout <s>', 'data-parallel: seconds a rank waits for the others before failing (a dead rank is reported within it)', num(0, true))
     .option('--stop-signals <list>', 'signals that stop at the next step, write a checkpoint and exit with 128 + the signal number (a second one exits at once)', signals, ['SIGINT', 'SIGTERM', 'SIGUSR1'] as NodeJS.Signals[])
   return command.action(async (given) => {
+      const distributed = process.env.WORLD_SIZE !== undefined
+      if (given.nprocPerNode > 1 && !distributed) {
+        const { launch } = await import('./launch')
+        // One run folder for all the processes.
+        const out = path.resolve(given.out ?? defaultOut())
+        const args = withoutFlag(process.argv.slice(2), '--nproc-per-node').concat(['--out', out])
+        process.exitCode = await launch(given.nprocPerNode, args, given.stopSignals)
+        return
+      }
+      // In data-parallel training rank 0 reports, evaluates and writes; the others only train.
+      const lead = !distributed || process.env.RANK === '0'
       const lib = await import('../index')
       const rt = await import('./runtime')
       const { native } = await import('../native')
@@ -63,7 +76,7 @@ export function trainCommand() {
       const { ProgressView } = await import('./progress')
       const { readMetrics, renderReport, writeAtomically } = await import('./html-report')
       const threads = rt.useThreads(f)
-      const out = path.resolve(f.out ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-')))
+      const out = path.resolve(f.out ?? defaultOut())
       fs.mkdirSync(out, { recursive: true })
       const data = rt.openData(f)
       const transform = rt.augmentations(data, f.minScale, f.seed)
@@ -105,15 +118,16 @@ export function trainCommand() {
         channelsLast: f.channelsLast,
         knnEveryNEpochs: f.knnEveryNEpochs,
         baseMomentum: f.baseMomentum,
+        collectiveTimeout: f.collectiveTimeout,
       }
       const trainer = new lib.Trainer(options)
 
       const metricsFile = path.join(out, 'metrics.jsonl')
-      const log = (record: object) => fs.appendFileSync(metricsFile, JSON.stringify({ ...record, time: new Date().toISOString() }) + '\n')
-      console.log(
+      const log = (record: object) => lead && fs.appendFileSync(metricsFile, JSON.stringify({ ...record, time: new Date().toISOString() }) + '\n')
+      if (lead) console.log(
         `byol-torch train: ${data.name}, ${data.train.length} ${data.digits ? 'images' : 'image files'} for training, ${data.val.length} held out for kNN; ${f.backbone} (width ${f.width}${f.smallInputs ? ', small-input stem' : ''}), batch ${f.batchSize}, ${data.imageSize}x${data.imageSize}, recipe ${f.recipe}, ${f.device}, ${f.precision === '32' ? 'float32' : f.precision}, ${threads} thread${threads === 1 ? '' : 's'}`,
       )
-      console.log(`run folder: ${out}`)
+      if (lead) console.log(`run folder: ${out}`)
 
       let randomKnn: number | undefined
       let lastKnn: { step: number; accuracy: number } | undefined
@@ -178,6 +192,10 @@ export function trainCommand() {
         for (const s of f.stopSignals) process.removeListener(s, onSignal)
       }
       const seconds = (Date.now() - started) / 1000
+      if (!lead) {
+        if (stoppedBy) process.exitCode = exitCode(stoppedBy)
+        return
+      }
 
       // The last epoch's kNN evaluation is the final one, unless training stopped
       // between epochs; a run stopped by a signal has no time for another.
@@ -211,4 +229,18 @@ export function trainCommand() {
       if (skipped.size) console.log(`\n${skipped.size} image(s) could not be read and were left out of training (see the warnings above)`)
       if (stoppedBy) process.exitCode = exitCode(stoppedBy)
     })
+}
+
+function defaultOut(): string {
+  return path.join('runs', new Date().toISOString().replace(/[:.]/g, '-'))
+}
+
+/** `args` without `flag` and its value (`--flag v` or `--flag=v`). */
+function withoutFlag(args: string[], flag: string): string[] {
+  const out: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === flag) i++
+    else if (!args[i].startsWith(`${flag}=`)) out.push(args[i])
+  }
+  return out
 }

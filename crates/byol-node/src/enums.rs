@@ -146,3 +146,8 @@ pub enum Adjustment {
     #[napi(value = "hue")]
     Hue,
 }
+
+string_enum! {
+    #[doc = "When to train data-parallel: `'auto'` when a launcher set `WORLD_SIZE`, `'single'` never, `'ddp'` always (the launcher's environment is required)."]
+    Strategy <=> byol::dist::Strategy { Auto = "auto" => Auto, Single = "single" => Single, Ddp = "ddp" => Ddp }
+}

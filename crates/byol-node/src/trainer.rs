@@ -85,6 +85,10 @@ pub struct FitResult {
     pub current_epoch: i64,
     pub last_checkpoint: Option<String>,
     pub warnings: Vec<String>,
+    /// This process's rank in data-parallel training (0 alone).
+    pub rank: u32,
+    /// The number of processes training together (1 alone).
+    pub world_size: u32,
     /// Progress events sent; the facade waits for all before resolving.
     pub events: u32,
 }
@@ -164,6 +168,8 @@ impl NativeTrainer {
                 current_epoch: r.current_epoch,
                 last_checkpoint: r.last_checkpoint.map(|p| p.display().to_string()),
                 warnings: r.warnings,
+                rank: u32::try_from(r.rank).unwrap_or(u32::MAX),
+                world_size: u32::try_from(r.world_size).unwrap_or(u32::MAX),
                 events,
             })
         })

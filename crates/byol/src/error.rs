@@ -46,6 +46,11 @@ pub enum Error {
     #[error("{what}: this {what} was disposed and holds no data")]
     Disposed { what: String },
 
+    /// A collective of data-parallel training that failed: another rank
+    /// stopped, timed out, or the rendezvous could not be made.
+    #[error("rank {rank}: {op} failed: {message}")]
+    Distributed { rank: usize, op: String, message: String },
+
     /// An error raised inside libtorch.
     #[error("libtorch: {0}")]
     Torch(tch::TchError),
@@ -81,6 +86,7 @@ impl ErrorKind {
             ErrorKind::State => "ERR_BYOL_STATE",
             ErrorKind::Busy => "ERR_BYOL_BUSY",
             ErrorKind::Disposed => "ERR_BYOL_DISPOSED",
+            ErrorKind::Distributed => "ERR_BYOL_DISTRIBUTED",
             ErrorKind::Torch => "ERR_BYOL_TORCH",
         }
     }

@@ -6,8 +6,10 @@
 //! networks (`nn`) with optimisers (`optim`) in the BYOL model's step
 //! (`model`), driven by the trainer (`train`) and judged by `eval`; all on
 //! `tensor`. A module uses only those before it in this list:
-//! tensor, data, transforms, loader, nn, optim, model, eval, train.
+//! tensor, dist, data, transforms, loader, nn, optim, model, eval, train.
+//! `dist` holds the process group of data-parallel training (c10d).
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod eval;
 pub mod loader;

@@ -164,6 +164,7 @@ fn toy_loader(workers: usize, seed: u64) -> byol::DataLoader {
         transform: Some(transform),
         normalize: None,
         device: Device::Cpu,
+        shard: (0, 1),
     };
     DataLoader::new(std::sync::Arc::new(dataset), config).unwrap()
 }

@@ -40,8 +40,37 @@ fn loader(n: i64) -> DataLoader {
         transform: Some(transform),
         normalize: None,
         device: Device::Cpu,
+        shard: (0, 1),
     };
     DataLoader::new(std::sync::Arc::new(dataset), config).unwrap()
+}
+
+/// The labels (here each item's index) rank `rank` of `replicas` sees in epoch 0.
+fn dealt(n: i64, rank: usize, replicas: usize, drop_last: bool) -> Vec<i64> {
+    let images = Tensor::zeros([n, 3, 4, 4], (Kind::Uint8, Device::Cpu));
+    let dataset = TensorDataset::new(&images, Some((0..n).collect()), false).unwrap();
+    let config = LoaderConfig { batch_size: 2, shuffle: false, drop_last, num_workers: 1, ..Default::default() };
+    let loader = DataLoader::new(std::sync::Arc::new(dataset), config).unwrap().sharded(rank, replicas).unwrap();
+    let mut epoch = loader.epoch_at(0, 0);
+    let mut labels = Vec::new();
+    while let Some(b) = epoch.next_batch().unwrap() {
+        labels.extend(b.labels);
+    }
+    labels
+}
+
+#[test]
+fn a_sharded_epoch_is_dealt_as_distributed_sampler_deals_it() {
+    // DistributedSampler(shuffle=False) over 10 items for 4 replicas: padded
+    // with the first items to 12, then every 4th from the rank.
+    let ranks: Vec<Vec<i64>> = (0..4).map(|r| dealt(10, r, 4, false)).collect();
+    assert_eq!(ranks, vec![vec![0, 4, 8], vec![1, 5, 9], vec![2, 6, 0], vec![3, 7, 1]]);
+}
+
+#[test]
+fn a_sharded_epoch_with_drop_last_drops_the_tail() {
+    let ranks: Vec<Vec<i64>> = (0..4).map(|r| dealt(10, r, 4, true)).collect();
+    assert_eq!(ranks, vec![vec![0, 4], vec![1, 5], vec![2, 6], vec![3, 7]]);
 }
 
 fn state(model: &Mutex<Byol>) -> Vec<(String, Tensor)> {

@@ -1,5 +1,5 @@
 //! `new Trainer(options)`.
-use crate::enums::{Loss, LrSchedule, Precision, Recipe};
+use crate::enums::{Loss, LrSchedule, Precision, Recipe, Strategy};
 use crate::options::optimizer::OptimizerConfig;
 use crate::tensor::device;
 use byol::optim::OptimizerOptions;
@@ -50,6 +50,10 @@ pub struct TrainerOptions {
     pub base_momentum: Option<f64>,
     /// Lightning's `fast_dev_run`: stop after at most this many steps, to smoke-test a script. Default: the environment variable `BYOL_TORCH_FAST_DEV_RUN` if set, else no cap.
     pub fast_dev_run: Option<i64>,
+    /// Data-parallel training over processes (PyTorch's DistributedDataParallel on c10d): `'auto'` joins the group a launcher (`torchrun`, `byol-torch train --nproc-per-node`, Slurm) describes in `RANK`, `WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT`; `'single'` never does; `'ddp'` requires it. Default `'auto'`.
+    pub strategy: Option<Strategy>,
+    /// In data-parallel training, the longest a rank waits for the others in a collective, in seconds: how soon a rank that died or hangs is reported. Default `60`.
+    pub collective_timeout: Option<f64>,
 }
 
 impl TryFrom<TrainerOptions> for CoreTrainerOptions {
@@ -79,6 +83,8 @@ impl TryFrom<TrainerOptions> for CoreTrainerOptions {
                 channels_last: o.channels_last.unwrap_or(r.channels_last),
                 knn_every_n_epochs: o.knn_every_n_epochs.or(r.knn_every_n_epochs),
                 fast_dev_run: o.fast_dev_run.or(r.fast_dev_run),
+                strategy: o.strategy.map_or(r.strategy, Into::into),
+                collective_timeout: o.collective_timeout.unwrap_or(r.collective_timeout),
             },
             recipe: o.recipe.map_or(d.recipe, Into::into),
             optimizer: o.optimizer.map(OptimizerOptions::try_from).transpose()?.unwrap_or(d.optimizer),

@@ -30,6 +30,10 @@ pub struct LoaderConfig {
     pub normalize: Option<(Vec<f64>, Vec<f64>)>,
     /// Where batches are assembled and augmented (a GPU takes the transform's work).
     pub device: tch::Device,
+    /// This process's share of every epoch in data-parallel training,
+    /// `(rank, replicas)`, dealt as `DistributedSampler` deals it; `(0, 1)`
+    /// is the whole epoch.
+    pub shard: (usize, usize),
 }
 
 impl Default for LoaderConfig {
@@ -46,6 +50,7 @@ impl Default for LoaderConfig {
             transform: None,
             normalize: None,
             device: tch::Device::Cpu,
+            shard: (0, 1),
         }
     }
 }
@@ -111,8 +116,44 @@ impl DataLoader {
         &self.dataset
     }
 
+    /// This loader dealt out to `replicas` processes: the share of `rank`.
+    pub fn sharded(&self, rank: usize, replicas: usize) -> Result<Self> {
+        if replicas < 1 || rank >= replicas {
+            return Err(Error::range("rank", format!("a rank below the number of replicas ({replicas})"), rank));
+        }
+        if self.config.drop_last && self.dataset.len() < replicas {
+            return Err(Error::range("dataset", format!("at least one item per replica ({replicas}) with dropLast"), self.dataset.len()));
+        }
+        let mut sharded = self.clone();
+        sharded.config.shard = (rank, replicas);
+        Ok(sharded)
+    }
+
+    /// Items this process sees per epoch: `DistributedSampler`'s `num_samples`.
+    fn shard_len(&self) -> usize {
+        let (n, replicas) = (self.dataset.len(), self.config.shard.1.max(1));
+        if self.config.drop_last {
+            n / replicas
+        } else {
+            n.div_ceil(replicas)
+        }
+    }
+
+    /// This process's indices of an epoch's order: padded with the order's
+    /// first items up to a multiple of the replicas (or cut down to one with
+    /// `drop_last`), then every `replicas`-th from `rank` on.
+    fn deal(&self, order: Vec<usize>) -> Vec<usize> {
+        let (rank, replicas) = self.config.shard;
+        if replicas <= 1 {
+            return order;
+        }
+        let total = self.shard_len() * replicas;
+        let padded: Vec<usize> = order.iter().copied().cycle().take(total).collect();
+        padded.into_iter().skip(rank).step_by(replicas).collect()
+    }
+
     pub fn num_batches(&self) -> usize {
-        let n = self.dataset.len();
+        let n = self.shard_len();
         let b = self.config.batch_size;
         if self.config.drop_last {
             n / b
@@ -138,6 +179,7 @@ impl DataLoader {
         if c.shuffle {
             order.shuffle(&mut ChaCha8Rng::seed_from_u64(c.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
         }
+        let order = self.deal(order);
         let batches = self.num_batches();
         let order = Arc::new(order);
         let (sender, receiver) = sync_channel(c.prefetch);
@@ -210,7 +252,10 @@ fn make_batch(dataset: &dyn Dataset, indices: &[usize], index: usize, epoch: u64
     let batch = batch.f_to_device(c.device)?;
     let (x0, x1) = match &c.transform {
         Some(t) => {
-            let seed = c.seed ^ (epoch << 32) ^ (index as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
+            // Each rank draws its own augmentations (rank 0's are a single process's).
+            let rank = c.shard.0 as u64;
+            let seed =
+                c.seed ^ (epoch << 32) ^ (index as u64).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ rank.wrapping_mul(0xD6E8_FEB8_6659_FD93);
             ByolTransform::new(ByolTransformConfig { seed, ..t.clone() })?.apply(&batch)?
         }
         None => {

@@ -3,7 +3,7 @@
 //! state dicts and files in `state.rs`).
 use crate::error::{Error, Result};
 use crate::model::schedule::{cosine_schedule, MomentumSchedule};
-use crate::nn::{Arch, Head, HeadDims, Network, Preprocess, ResNetKind, ResNetOptions};
+use crate::nn::{Arch, Head, HeadDims, Network, Preprocess, ResNetKind, ResNetOptions, Role};
 use crate::optim::{check_learning_rate, Optimizer, OptimizerConfig};
 use crate::tensor::device_name;
 use std::path::PathBuf;
@@ -407,6 +407,16 @@ impl Byol {
     }
 
     /// Parameters the optimiser steps: the online networks'.
+    /// Every parameter and buffer of every part, in `state_dict` order.
+    pub fn tensors(&self) -> impl Iterator<Item = &Tensor> {
+        Part::ALL.iter().flat_map(|&p| self.part(p).params.entries().iter().map(|e| &e.tensor))
+    }
+
+    /// The BatchNorm running statistics of every part.
+    pub fn buffers(&self) -> impl Iterator<Item = &Tensor> {
+        Part::ALL.iter().flat_map(|&p| self.part(p).params.entries().iter().filter(|e| e.role == Role::Buffer).map(|e| &e.tensor))
+    }
+
     pub fn trainable(&self) -> impl Iterator<Item = &Tensor> {
         [&self.backbone, &self.projection_head, &self.prediction_head]
             .into_iter()

@@ -1,6 +1,7 @@
 //! The training step: lightly's order (momentum update, four forwards, loss),
 //! then backward and the optimiser step, with a precision, a loss form, a loss
 //! scaler and a NaN check.
+use crate::dist::ProcessGroup;
 use crate::error::{Error, Result};
 use crate::model::byol::Byol;
 use crate::model::loss::LossForm;
@@ -43,11 +44,15 @@ pub struct StepOptions<'a> {
     pub scaler: Option<&'a mut GradScaler>,
     /// Check the loss before updating anything and fail with `NonFinite`.
     pub check_finite: bool,
+    /// Data-parallel training, as DistributedDataParallel does it: rank 0's
+    /// BatchNorm buffers broadcast before the forwards (`broadcast_buffers`),
+    /// the gradients averaged over the ranks after backward.
+    pub group: Option<&'a ProcessGroup>,
 }
 
 impl Default for StepOptions<'_> {
     fn default() -> Self {
-        Self { precision: Precision::Full, loss: LossForm::Minerva, scaler: None, check_finite: false }
+        Self { precision: Precision::Full, loss: LossForm::Minerva, scaler: None, check_finite: false, group: None }
     }
 }
 
@@ -80,6 +85,10 @@ impl Byol {
             self.momentum_updated_at = Some(self.global_step);
         }
 
+        if let Some(group) = options.group {
+            let buffers: Vec<&Tensor> = self.buffers().collect();
+            group.broadcast_(&buffers, 0)?;
+        }
         let (loss, projection) = {
             let _autocast = Autocast::new(options.precision, self.device())?;
             // lightly runs four forwards, one per view and network. The two
@@ -116,15 +125,20 @@ impl Byol {
         // Shallow clones: the optimiser needs `&mut self.optimizer` while they are held.
         let params: Vec<Tensor> = self.trainable().map(Tensor::shallow_clone).collect();
         let mut stepped = true;
-        let grads = match options.scaler {
-            Some(scaler) if options.precision == Precision::Fp16Mixed => {
-                let scaled = loss.f_mul_scalar(scaler.scale)?;
-                let mut grads = Tensor::f_run_backward(&[&scaled], &params, false, false)?;
-                stepped = scaler.unscale(&mut grads)?;
-                grads
-            }
-            _ => Tensor::f_run_backward(&[&loss], &params, false, false)?,
+        let scaler = options.scaler.filter(|_| options.precision == Precision::Fp16Mixed);
+        let scaled = match &scaler {
+            Some(scaler) => loss.f_mul_scalar(scaler.scale)?,
+            None => loss.shallow_clone(),
         };
+        let mut grads = Tensor::f_run_backward(&[&scaled], &params, false, false)?;
+        if let Some(group) = options.group {
+            // Before unscaling, so that every rank sees the same gradients
+            // and skips (or takes) the same fp16 steps.
+            group.all_reduce_mean_(&grads.iter().collect::<Vec<_>>())?;
+        }
+        if let Some(scaler) = scaler {
+            stepped = scaler.unscale(&mut grads)?;
+        }
         if stepped {
             let optimizer = self.optimizer.as_mut().ok_or_else(|| Error::State("no optimiser".into()))?;
             optimizer.step(params.iter(), grads)?;

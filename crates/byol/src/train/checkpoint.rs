@@ -215,7 +215,8 @@ pub(crate) fn save(model: &Byol, dir: &Path, pos: &Position, config: &TrainerCon
         // and the training step itself draws nothing.
         "rng": {"seed": loader.config.seed, "scheme": "chacha8(seed, epoch, batch)"},
         "data": {"epoch": model.current_epoch, "batch": pos.batch_in_epoch, "batch_size": loader.config.batch_size,
-                 "dataset_len": loader.dataset().len(), "shuffle": loader.config.shuffle},
+                 "dataset_len": loader.dataset().len(), "shuffle": loader.config.shuffle,
+                 "world_size": loader.config.shard.1},
     });
     let optimizer_state = optimizer.state_tensors();
     write_checkpoint(dir, model.global_step, (&model.state_dict(), model.metadata()), &optimizer_state, state, config.run.keep_checkpoints)
@@ -227,6 +228,16 @@ pub(crate) fn resume(model: &mut Byol, path: &Path, loader: &DataLoader, warning
     let (read, mut w) = read_checkpoint_with_fallback(path)?;
     warnings.append(&mut w);
     let s = &read.state;
+    // Each rank's share of an epoch, and so the data order, depends on the
+    // number of processes: another number cannot continue the same run.
+    let saved_world = s["data"]["world_size"].as_u64().unwrap_or(1);
+    if saved_world != loader.config.shard.1 as u64 {
+        return Err(Error::Checkpoint(format!(
+            "{} was saved by a run of {saved_world} process(es); this run has {}: resume with the same number of processes",
+            read.path.display(),
+            loader.config.shard.1
+        )));
+    }
     let opt_config: OptimizerConfig = serde_json::from_value(s["optimizer"].clone())
         .map_err(|e| Error::Checkpoint(format!("trainer.json: the optimizer entry is not usable: {e}")))?;
     let steps = s.get("optimizer_steps").and_then(|v| v.as_i64()).unwrap_or(0);

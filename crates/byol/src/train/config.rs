@@ -1,5 +1,6 @@
 //! What a training run is made of: the options as a user gives them (a recipe
 //! and the settings that override it) and the configuration they resolve to.
+use crate::dist::{Strategy, DEFAULT_TIMEOUT_SECONDS};
 use crate::error::{Error, Result};
 use crate::model::LossForm;
 use crate::optim::{LrSchedule, OptimizerConfig, OptimizerOptions};
@@ -47,6 +48,11 @@ pub struct RunOptions {
     /// Lightning's `fast_dev_run`: at most this many steps, to smoke-test a
     /// script. `None` reads `BYOL_TORCH_FAST_DEV_RUN`.
     pub fast_dev_run: Option<i64>,
+    /// Whether to train data-parallel (`Auto`: when a launcher set `WORLD_SIZE`).
+    pub strategy: Strategy,
+    /// The longest, in seconds, a rank waits for the others in a collective
+    /// before failing: how soon a dead or hung rank is reported.
+    pub collective_timeout: f64,
 }
 
 impl Default for RunOptions {
@@ -65,6 +71,8 @@ impl Default for RunOptions {
             channels_last: false,
             knn_every_n_epochs: None,
             fast_dev_run: None,
+            strategy: Strategy::Auto,
+            collective_timeout: DEFAULT_TIMEOUT_SECONDS,
         }
     }
 }
@@ -199,6 +207,10 @@ impl TrainerConfig {
             if !(0.0..=1.0).contains(&m) {
                 return Err(Error::range("baseMomentum", "a number in [0, 1]", m));
             }
+        }
+        let t = self.run.collective_timeout;
+        if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {
+            return Err(Error::range("collectiveTimeout", "a number of seconds > 0 and at most 86400", t));
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The trainer: Lightning's `Trainer.fit` for the BYOL model, in Rust, with
 //! learning-rate schedules, mixed precision, checkpoints that resume exactly,
 //! progress reports and kNN evaluation during training.
+use crate::dist::{DistEnv, GroupOptions, ProcessGroup, Strategy};
 use crate::error::{Error, Result};
 use crate::eval::{embed, knn_accuracy, KnnConfig};
 use crate::loader::DataLoader;
@@ -15,7 +16,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long the other ranks wait for rank 0 while it alone evaluates kNN.
+const EVALUATION_WAIT: Duration = Duration::from_secs(6 * 3600);
 
 /// kNN evaluation during training: embeddings of `train` and `test` by the
 /// backbone, compared with `knn_accuracy`.
@@ -46,6 +50,9 @@ pub struct FitResult {
     pub current_epoch: i64,
     pub last_checkpoint: Option<PathBuf>,
     pub warnings: Vec<String>,
+    /// This process's rank and the number of processes (0 and 1 alone).
+    pub rank: usize,
+    pub world_size: usize,
 }
 
 fn lock(model: &Mutex<Byol>) -> Result<MutexGuard<'_, Byol>> {
@@ -93,16 +100,31 @@ pub fn fit(
     listener: &mut dyn FnMut(Progress),
 ) -> Result<FitResult> {
     let model = run.model();
-    // Every warning is also kept for the result, for callers that do not listen.
+    config.validate()?;
+    let group = join_group(config)?;
+    let (rank, world_size) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.world_size()));
+    let lead = rank == 0;
+    // Every warning is also kept for the result, for callers that do not
+    // listen. In data-parallel training only rank 0 reports progress, as
+    // Lightning logs from rank 0; every rank reports its own warnings.
     let warnings = RefCell::new(Vec::new());
     let mut keep_warnings = |p: Progress| {
         if let Progress::Warning { message } = &p {
             warnings.borrow_mut().push(message.clone());
+        } else if !lead {
+            return;
         }
         listener(p)
     };
     let emit: &mut dyn FnMut(Progress) = &mut keep_warnings;
-    config.validate()?;
+    let shard;
+    let loader = match &group {
+        Some(g) => {
+            shard = loader.sharded(g.rank(), g.world_size())?;
+            &shard
+        }
+        None => loader,
+    };
     if config.run.knn_every_n_epochs.is_some() && options.knn.is_none() {
         return Err(Error::invalid("knn", "train and test loaders when knnEveryNEpochs is set", "none"));
     }
@@ -151,6 +173,12 @@ pub fn fit(
             }
         }
     };
+    if let Some(g) = &group {
+        // DistributedDataParallel's start: every rank takes rank 0's weights
+        // and buffers (momentum networks included).
+        let m = lock(model)?;
+        g.broadcast_(&m.tensors().collect::<Vec<_>>(), 0)?;
+    }
     if config.run.precision == Precision::Fp16Mixed && pos.scaler.is_none() {
         pos.scaler = Some(GradScaler::default());
     }
@@ -160,8 +188,11 @@ pub fn fit(
     if let Some(knn) = options.knn.as_ref().filter(|k| k.baseline && options.resume_from.is_none()) {
         let mut m = lock(model)?;
         if m.global_step == 0 {
-            let accuracy = evaluate_knn(&mut m, knn, &mut |w| emit(Progress::Warning { message: w }))?;
-            emit(Progress::Knn { step: 0, epoch: None, accuracy });
+            if lead {
+                let accuracy = evaluate_knn(&mut m, knn, &mut |w| emit(Progress::Warning { message: w }))?;
+                emit(Progress::Knn { step: 0, epoch: None, accuracy });
+            }
+            wait_for_lead(group.as_ref())?;
         }
     }
     let mut last_checkpoint = None;
@@ -181,9 +212,13 @@ pub fn fit(
         }
         let mut data = loader.epoch_at(epoch as u64, pos.batch_in_epoch);
         loop {
-            if options.abort.is_some_and(|a| a.load(Ordering::SeqCst)) {
+            let mut abort = options.abort.is_some_and(|a| a.load(Ordering::SeqCst));
+            if let Some(g) = &group {
+                abort = any_rank(g, abort)?;
+            }
+            if abort {
                 let m = lock(model)?;
-                if let Some(dir) = &config.run.checkpoint_dir {
+                if let Some(dir) = config.run.checkpoint_dir.as_ref().filter(|_| lead) {
                     last_checkpoint = Some(checkpoint(&m, dir, &pos, config, loader, emit)?);
                 }
                 return Ok(FitResult {
@@ -192,6 +227,8 @@ pub fn fit(
                     current_epoch: m.current_epoch,
                     last_checkpoint,
                     warnings: warnings.take(),
+                    rank,
+                    world_size,
                 });
             }
             let Some(batch) = data.next_batch()? else { break };
@@ -216,14 +253,20 @@ pub fn fit(
             let step = m.step(
                 &x0,
                 &x1,
-                StepOptions { precision: config.run.precision, loss: config.loss, scaler: pos.scaler.as_mut(), check_finite: true },
+                StepOptions {
+                    precision: config.run.precision,
+                    loss: config.loss,
+                    scaler: pos.scaler.as_mut(),
+                    check_finite: true,
+                    group: group.as_ref(),
+                },
             );
             let out = match step {
                 Ok(out) => out,
                 Err(Error::NonFinite { step, value, last_good, .. }) => {
                     // The update was not applied: the model is still as after
                     // the last good step, so that is what the checkpoint holds.
-                    let saved = match &config.run.checkpoint_dir {
+                    let saved = match config.run.checkpoint_dir.as_ref().filter(|_| lead) {
                         Some(dir) => format!("; that state is saved in {}", checkpoint(&m, dir, &pos, config, loader, emit)?.display()),
                         None => String::new(),
                     };
@@ -243,10 +286,11 @@ pub fn fit(
                 let now = Instant::now();
                 let secs = now.duration_since(window.0).as_secs_f64();
                 if secs > 0.0 {
-                    rate = (step - window.1) as f64 * loader.config.batch_size as f64 / secs;
+                    // Images of all ranks: the run's throughput, not one process's.
+                    rate = (step - window.1) as f64 * (loader.config.batch_size * world_size) as f64 / secs;
                 }
                 window = (now, step);
-                let steps_per_second = rate / loader.config.batch_size as f64;
+                let steps_per_second = rate / (loader.config.batch_size * world_size) as f64;
                 emit(Progress::Step(StepEvent {
                     step,
                     total_steps: total,
@@ -272,12 +316,15 @@ pub fn fit(
                 pos.epoch_loss_count = 0;
                 if let (Some(every), Some(knn)) = (config.run.knn_every_n_epochs, &options.knn) {
                     if m.current_epoch % every == 0 {
-                        let accuracy = evaluate_knn(&mut m, knn, &mut |w| emit(Progress::Warning { message: w }))?;
-                        emit(Progress::Knn { step, epoch: Some(m.current_epoch - 1), accuracy });
+                        if lead {
+                            let accuracy = evaluate_knn(&mut m, knn, &mut |w| emit(Progress::Warning { message: w }))?;
+                            emit(Progress::Knn { step, epoch: Some(m.current_epoch - 1), accuracy });
+                        }
+                        wait_for_lead(group.as_ref())?;
                     }
                 }
             }
-            if let (Some(dir), Some(every)) = (&config.run.checkpoint_dir, config.run.checkpoint_every_n_steps) {
+            if let (Some(dir), Some(every), true) = (&config.run.checkpoint_dir, config.run.checkpoint_every_n_steps, lead) {
                 if step % every == 0 {
                     last_checkpoint = Some(checkpoint(&m, dir, &pos, config, loader, emit)?);
                 }
@@ -288,7 +335,7 @@ pub fn fit(
         }
     }
     let m = lock(model)?;
-    if let Some(dir) = &config.run.checkpoint_dir {
+    if let Some(dir) = config.run.checkpoint_dir.as_ref().filter(|_| lead) {
         let name = checkpoint_name(m.global_step);
         if last_checkpoint.as_ref().and_then(|p: &PathBuf| p.file_name()).map(|n| n.to_string_lossy() != name).unwrap_or(true) {
             last_checkpoint = Some(checkpoint(&m, dir, &pos, config, loader, emit)?);
@@ -300,7 +347,46 @@ pub fn fit(
         current_epoch: m.current_epoch,
         last_checkpoint,
         warnings: warnings.take(),
+        rank,
+        world_size,
     })
+}
+
+/// The process group `fit` trains in, as the strategy and the launcher's
+/// environment say; `None` to train alone.
+fn join_group(config: &TrainerConfig) -> Result<Option<ProcessGroup>> {
+    let env = match config.run.strategy {
+        Strategy::Single => return Ok(None),
+        Strategy::Auto => DistEnv::from_env()?,
+        Strategy::Ddp => Some(DistEnv::from_env()?.ok_or_else(|| {
+            Error::invalid(
+                "strategy",
+                "a launcher's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) with 'ddp': start the processes with torchrun or byol-torch train --nproc-per-node",
+                "WORLD_SIZE not set",
+            )
+        })?),
+    };
+    let Some(env) = env else { return Ok(None) };
+    let options = GroupOptions { timeout: Duration::from_secs_f64(config.run.collective_timeout), ..GroupOptions::default() };
+    ProcessGroup::join(&env, options).map(Some)
+}
+
+/// Whether `flag` is set on any rank: an abort (SIGTERM to one process or
+/// to all) stops every rank at the same step, so that the checkpoint rank 0
+/// writes is the state of all of them.
+fn any_rank(group: &ProcessGroup, flag: bool) -> Result<bool> {
+    let t = tch::Tensor::from_slice(&[if flag { 1f32 } else { 0f32 }]);
+    group.all_reduce_mean_(&[&t])?;
+    Ok(t.f_double_value(&[0])? > 0.0)
+}
+
+/// Holds every rank until rank 0 has finished what it does alone (kNN
+/// evaluation), which may take longer than a collective's timeout.
+fn wait_for_lead(group: Option<&ProcessGroup>) -> Result<()> {
+    match group {
+        Some(g) => g.barrier(Some(EVALUATION_WAIT)),
+        None => Ok(()),
+    }
 }
 
 /// Writes a checkpoint and reports it. A checkpoint folder removed during the

@@ -1,0 +1,224 @@
+// torch.distributed's engine (c10d) for byol-torch: a TCPStore rendezvous
+// and a Gloo process group, with the collectives data-parallel training
+// needs (bucketed gradient all-reduce, coalesced broadcast, barrier).
+//
+// ProcessGroupGloo.hpp includes gloo's own headers, which the PyPI wheel does
+// not ship, so the two entry points used here are declared by their exported
+// names instead (libtorch_cpu.so exports both, as `nm -D` shows), and the
+// group is used through its base class, c10d::Backend, whose header needs no
+// gloo. Every failure is caught and kept for byol_last_error with the rank
+// and the operation in front; exceptions never cross into Rust.
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <chrono>
+#include <map>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "shim.h"
+
+namespace {
+
+using OptionsPtr = c10::intrusive_ptr<c10d::Backend::Options>;
+
+// c10d::ProcessGroupGloo::Options::create_default(milliseconds): the options
+// with Gloo's default transport device. Its real return type,
+// intrusive_ptr<ProcessGroupGloo::Options>, is one pointer to a class derived
+// from Backend::Options alone, returned the same way.
+OptionsPtr gloo_default_options(std::chrono::milliseconds timeout) __asm__(
+    "_ZN4c10d16ProcessGroupGloo7Options14create_defaultENSt6chrono8durationIlSt5ratioILl1ELl1000EEEE");
+
+// The complete-object constructor c10d::ProcessGroupGloo::ProcessGroupGloo(
+// const intrusive_ptr<Store>&, int rank, int size, intrusive_ptr<Options>).
+void gloo_construct(void* self, const c10::intrusive_ptr<c10d::Store>& store, int rank, int size, OptionsPtr options) __asm__(
+    "_ZN4c10d16ProcessGroupGlooC1ERKN3c1013intrusive_ptrINS_5StoreENS1_6detail34intrusive_target_default_null_"
+    "typeIS3_EEEEiiNS2_INS0_7OptionsENS5_ISA_EEEE");
+
+// sizeof(c10d::ProcessGroupGloo) is 488 in PyTorch 2.11.0 (what its own
+// `split` allocates before calling the constructor). The object is given
+// several times that: its deleting destructor frees it with operator delete,
+// which ignores the size, so a larger block is safe where a smaller one would
+// not be.
+constexpr size_t kGlooObjectBytes = 4096;
+
+struct Group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+  int rank;
+  int size;
+  std::chrono::milliseconds timeout;
+};
+
+// Keeps the message of `e` with the step that failed in front.
+void fail(const char* step, const std::exception& e) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  remember(std::runtime_error(std::string(step) + ": " + (c10 ? c10->what_without_backtrace() : e.what())));
+}
+
+c10::intrusive_ptr<c10d::Backend> new_gloo(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+                                           std::chrono::milliseconds timeout) {
+  OptionsPtr options = gloo_default_options(timeout);
+  void* memory = ::operator new(kGlooObjectBytes);
+  try {
+    gloo_construct(memory, store, rank, size, options);
+  } catch (...) {
+    ::operator delete(memory);
+    throw;
+  }
+  // c10d::Backend is ProcessGroupGloo's only base, at offset 0.
+  return c10::intrusive_ptr<c10d::Backend>::unsafe_steal_from_new(static_cast<c10d::Backend*>(memory));
+}
+
+// Waits for every piece of work, then rethrows the first failure.
+void wait_all(std::vector<c10::intrusive_ptr<c10d::Work>>& works, std::chrono::milliseconds timeout) {
+  for (auto& w : works) {
+    w->wait(timeout);
+  }
+}
+
+// Tensors grouped into flat buffers of one dtype and device each, at most
+// `bucket_bytes` per buffer (one tensor may exceed it alone).
+std::vector<std::vector<size_t>> buckets(const at::Tensor* const* ts, size_t n, int64_t bucket_bytes) {
+  std::vector<std::vector<size_t>> out;
+  std::map<std::pair<int, std::string>, size_t> open;
+  std::vector<int64_t> filled;
+  for (size_t i = 0; i < n; ++i) {
+    const at::Tensor& t = *ts[i];
+    auto key = std::make_pair(static_cast<int>(t.scalar_type()), t.device().str());
+    auto it = open.find(key);
+    const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+    if (it == open.end() || (filled[it->second] > 0 && filled[it->second] + bytes > bucket_bytes)) {
+      out.emplace_back();
+      filled.push_back(0);
+      it = open.insert_or_assign(key, out.size() - 1).first;
+    }
+    out[it->second].push_back(i);
+    filled[it->second] += bytes;
+  }
+  return out;
+}
+
+at::Tensor flatten(const at::Tensor* const* ts, const std::vector<size_t>& index) {
+  std::vector<at::Tensor> parts;
+  parts.reserve(index.size());
+  for (size_t i : index) {
+    parts.push_back(ts[i]->reshape({-1}));
+  }
+  return at::cat(parts);
+}
+
+void unflatten(const at::Tensor& flat, const at::Tensor* const* ts, const std::vector<size_t>& index) {
+  int64_t offset = 0;
+  for (size_t i : index) {
+    at::Tensor t = *ts[i];
+    const int64_t n = t.numel();
+    t.copy_(flat.narrow(0, offset, n).view(t.sizes()));
+    offset += n;
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+// Joins the group of `size` processes whose rank 0 serves a TCPStore at
+// host:port (MASTER_ADDR, MASTER_PORT), and makes a Gloo process group over
+// it. `rendezvous_ms` bounds the wait for every rank to arrive; `timeout_ms`
+// every collective. Returns the group, or null (see byol_last_error).
+void* byol_dist_new(const char* host, int port, int rank, int size, int64_t rendezvous_ms, int64_t timeout_ms) {
+  const char* step = "the TCPStore rendezvous";
+  try {
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<std::uint16_t>(port);
+    options.isServer = rank == 0;
+    options.numWorkers = static_cast<size_t>(size);
+    options.waitWorkers = true;
+    options.timeout = std::chrono::milliseconds(rendezvous_ms);
+    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(host), options);
+    step = "making the Gloo process group";
+    auto backend = new_gloo(store, rank, size, std::chrono::milliseconds(timeout_ms));
+    return new Group{store, backend, rank, size, std::chrono::milliseconds(timeout_ms)};
+  } catch (const std::exception& e) {
+    fail(step, e);
+    return nullptr;
+  }
+}
+
+void byol_dist_free(void* group) { delete static_cast<Group*>(group); }
+
+// DistributedDataParallel's gradient reduction: each tensor multiplied by
+// 1/size while copied into a flat bucket, the buckets all-reduced with SUM
+// (all in flight at once), and the averages copied back. Returns 0 or -1.
+int byol_dist_allreduce_mean(void* group, const at::Tensor* const* ts, size_t n, int64_t bucket_bytes) {
+  auto* g = static_cast<Group*>(group);
+  try {
+    at::NoGradGuard no_grad;
+    auto plan = buckets(ts, n, bucket_bytes);
+    std::vector<at::Tensor> flats;
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    const double scale = 1.0 / static_cast<double>(g->size);
+    for (const auto& index : plan) {
+      at::Tensor flat = flatten(ts, index);
+      flat.mul_(scale);
+      std::vector<at::Tensor> one{flat};
+      c10d::AllreduceOptions options;
+      options.timeout = g->timeout;
+      works.push_back(g->backend->allreduce(one, options));
+      flats.push_back(flat);
+    }
+    wait_all(works, g->timeout);
+    for (size_t b = 0; b < plan.size(); ++b) {
+      unflatten(flats[b], ts, plan[b]);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    remember(e);
+    return -1;
+  }
+}
+
+// Every tensor set to `root`'s, one flat buffer per dtype. Returns 0 or -1.
+int byol_dist_broadcast(void* group, const at::Tensor* const* ts, size_t n, int root) {
+  auto* g = static_cast<Group*>(group);
+  try {
+    at::NoGradGuard no_grad;
+    auto plan = buckets(ts, n, INT64_MAX);
+    for (const auto& index : plan) {
+      at::Tensor flat = flatten(ts, index);
+      std::vector<at::Tensor> one{flat};
+      c10d::BroadcastOptions options;
+      options.rootRank = root;
+      options.timeout = g->timeout;
+      auto work = g->backend->broadcast(one, options);
+      work->wait(g->timeout);
+      if (g->rank != root) {
+        unflatten(flat, ts, index);
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    remember(e);
+    return -1;
+  }
+}
+
+// Waits until every rank arrives, for at most `timeout_ms` (the group's
+// timeout when negative). Returns 0 or -1.
+int byol_dist_barrier(void* group, int64_t timeout_ms) {
+  auto* g = static_cast<Group*>(group);
+  try {
+    c10d::BarrierOptions options;
+    options.timeout = timeout_ms < 0 ? g->timeout : std::chrono::milliseconds(timeout_ms);
+    auto work = g->backend->barrier(options);
+    work->wait(options.timeout);
+    return 0;
+  } catch (const std::exception& e) {
+    remember(e);
+    return -1;
+  }
+}
+
+}  // extern "C"

@@ -1,0 +1,144 @@
+//! A c10d process group (Gloo over a TCPStore rendezvous) through the shim
+//! in `csrc/dist.cpp`: what `torch.distributed.init_process_group` makes.
+use crate::dist::DistEnv;
+use crate::error::{Error, Result};
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int, c_void};
+use std::time::Duration;
+use tch::Tensor;
+use torch_sys::C_tensor;
+
+extern "C" {
+    fn byol_last_error() -> *const c_char;
+    fn byol_dist_new(host: *const c_char, port: c_int, rank: c_int, size: c_int, rendezvous_ms: i64, timeout_ms: i64) -> *mut c_void;
+    fn byol_dist_free(group: *mut c_void);
+    fn byol_dist_allreduce_mean(group: *mut c_void, ts: *const *const C_tensor, n: usize, bucket_bytes: i64) -> c_int;
+    fn byol_dist_broadcast(group: *mut c_void, ts: *const *const C_tensor, n: usize, root: c_int) -> c_int;
+    fn byol_dist_barrier(group: *mut c_void, timeout_ms: i64) -> c_int;
+}
+
+/// The longest a collective waits for the other ranks by default: a rank
+/// that died or hangs is reported within it.
+pub const DEFAULT_TIMEOUT_SECONDS: f64 = 60.0;
+/// DistributedDataParallel's `bucket_cap_mb` (25 MiB).
+pub const DEFAULT_BUCKET_BYTES: i64 = 25 * 1024 * 1024;
+/// How long the ranks may take to arrive at the rendezvous, in collective
+/// timeouts: processes reach `fit` at different times (data to index, models
+/// to load), and launchers on several hosts start them seconds apart.
+const RENDEZVOUS_TIMEOUTS: u32 = 5;
+
+#[derive(Clone, Copy, Debug)]
+pub struct GroupOptions {
+    /// The longest a collective waits (`DEFAULT_TIMEOUT_SECONDS`).
+    pub timeout: Duration,
+    /// Gradients are all-reduced in flat buckets of at most this many bytes.
+    pub bucket_bytes: i64,
+}
+
+impl Default for GroupOptions {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT_SECONDS), bucket_bytes: DEFAULT_BUCKET_BYTES }
+    }
+}
+
+/// One process's membership of a group of `world_size` processes.
+pub struct ProcessGroup {
+    handle: *mut c_void,
+    rank: usize,
+    world_size: usize,
+    options: GroupOptions,
+}
+
+// SAFETY: c10d backends are made to be called from any thread; the handle is
+// owned by this value alone and freed once, in Drop.
+unsafe impl Send for ProcessGroup {}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn handles(tensors: &[&Tensor]) -> Vec<*const C_tensor> {
+    tensors.iter().map(|t| t.as_ptr()).collect()
+}
+
+impl ProcessGroup {
+    /// Joins the group `env` describes: rank 0 serves the rendezvous at
+    /// `MASTER_ADDR:MASTER_PORT`, every rank waits there for the others.
+    pub fn join(env: &DistEnv, options: GroupOptions) -> Result<Self> {
+        let host = CString::new(env.master_addr.as_str()).map_err(|_| Error::invalid("MASTER_ADDR", "a host name", &env.master_addr))?;
+        let (rank, size) = (c_int::try_from(env.rank), c_int::try_from(env.world_size));
+        let (Ok(rank), Ok(size)) = (rank, size) else {
+            return Err(Error::range("WORLD_SIZE", "fewer than 2^31 processes", env.world_size));
+        };
+        // SAFETY: `host` outlives the call; the shim copies it.
+        let handle = unsafe {
+            let rendezvous = options.timeout.saturating_mul(RENDEZVOUS_TIMEOUTS);
+            byol_dist_new(host.as_ptr(), c_int::from(env.master_port), rank, size, millis(rendezvous), millis(options.timeout))
+        };
+        if handle.is_null() {
+            return Err(dist_error(env.rank, &format!("joining the group at {}:{}", env.master_addr, env.master_port)));
+        }
+        Ok(Self { handle, rank: env.rank, world_size: env.world_size, options })
+    }
+
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    pub fn world_size(&self) -> usize {
+        self.world_size
+    }
+
+    pub fn options(&self) -> GroupOptions {
+        self.options
+    }
+
+    /// Replaces each tensor by its mean over the ranks, as
+    /// DistributedDataParallel averages gradients (bucketed, all buckets in
+    /// flight at once).
+    pub fn all_reduce_mean_(&self, tensors: &[&Tensor]) -> Result<()> {
+        let h = handles(tensors);
+        // SAFETY: live at::Tensor handles borrowed for the call.
+        if unsafe { byol_dist_allreduce_mean(self.handle, h.as_ptr(), h.len(), self.options.bucket_bytes) } != 0 {
+            return Err(dist_error(self.rank, "all-reduce"));
+        }
+        Ok(())
+    }
+
+    /// Sets every tensor to rank `root`'s.
+    pub fn broadcast_(&self, tensors: &[&Tensor], root: usize) -> Result<()> {
+        let h = handles(tensors);
+        let root = c_int::try_from(root).map_err(|_| Error::range("root", "a rank", root))?;
+        // SAFETY: as in `all_reduce_mean_`.
+        if unsafe { byol_dist_broadcast(self.handle, h.as_ptr(), h.len(), root) } != 0 {
+            return Err(dist_error(self.rank, "broadcast"));
+        }
+        Ok(())
+    }
+
+    /// Waits for every rank, for at most `timeout` (the group's when `None`).
+    pub fn barrier(&self, timeout: Option<Duration>) -> Result<()> {
+        // SAFETY: the group's own handle.
+        if unsafe { byol_dist_barrier(self.handle, timeout.map_or(-1, millis)) } != 0 {
+            return Err(dist_error(self.rank, "barrier"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // SAFETY: made by byol_dist_new, freed once.
+        unsafe { byol_dist_free(self.handle) }
+    }
+}
+
+fn dist_error(rank: usize, op: &str) -> Error {
+    // SAFETY: the shim keeps a NUL-terminated message per thread.
+    let mut message = unsafe { std::ffi::CStr::from_ptr(byol_last_error()) }.to_string_lossy().into_owned();
+    // Gloo names the peer's address, not its rank; the launcher's output says which one stopped and why.
+    if ["Connection closed by peer", "Connection reset by peer", "Broken pipe"].iter().any(|s| message.contains(s)) {
+        message.push_str(" (another rank stopped: killed, or failed; its own output says which and why)");
+    }
+    Error::Distributed { rank, op: op.to_string(), message }
+}
