@@ -1,0 +1,225 @@
+/**
+ * Data-parallel training over processes on c10d (Gloo over 127.0.0.1),
+ * against PyTorch's DistributedDataParallel (reference/byol_reference.py
+ * `ddp-train`): the same initial weights, the same shards of the data, the
+ * same steps. And what happens when a rank dies, hangs or cannot meet the
+ * others.
+ */
+import test from 'ava'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as net from 'node:net'
+import * as path from 'node:path'
+import { loadSafetensors, saveSafetensors, Tensor } from '../src/index'
+import { maxDiff, reference, root, tmpdir } from './helpers'
+
+const dir = tmpdir('ddp')
+const images = path.join(dir, 'images.safetensors')
+const worker = path.join(__dirname, 'fixtures', 'ddp-worker.cjs')
+const cli = path.join(root, 'dist', 'cli', 'index.js')
+// As the other parity tests: relative to each tensor's scale, floored at 1e-2.
+const TOLERANCE = 1e-4
+const SCALE_FLOOR = 1e-2
+
+test.before(() => {
+  let s = 4242
+  const data = new Uint8Array(16 * 3 * 32 * 32).map(() => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return (s >> 8) % 256
+  })
+  saveSafetensors({ x: Tensor.fromTypedArray(data, [16, 3, 32, 32]) }, images)
+})
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const address = server.address() as net.AddressInfo
+      server.close(() => resolve(address.port))
+    })
+  })
+}
+
+interface Rank {
+  child: ChildProcess
+  stdout: string
+  stderr: string
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; seconds: number }>
+}
+
+/** Starts `world` ranks of the worker as a launcher would, with `env` overriding its variables. */
+function startRanks(world: number, port: number, out: string, options: object, env: Record<string, string> = {}, ranks = [...Array(world).keys()]): Rank[] {
+  fs.mkdirSync(out, { recursive: true })
+  return ranks.map((rank) => {
+    const started = Date.now()
+    const child = spawn(process.execPath, [worker, path.join(root, 'dist'), images, out, JSON.stringify(options)], {
+      env: { ...process.env, RANK: String(rank), WORLD_SIZE: String(world), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const r: Rank = { child, stdout: '', stderr: '', exit: Promise.resolve({ code: 0, signal: null, seconds: 0 }) }
+    child.stdout?.on('data', (d) => (r.stdout += d))
+    child.stderr?.on('data', (d) => (r.stderr += d))
+    r.exit = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, seconds: (Date.now() - started) / 1000 })))
+    return r
+  })
+}
+
+async function runRanks(world: number, out: string, options: object) {
+  const ranks = startRanks(world, await freePort(), out, options)
+  const exits = await Promise.all(ranks.map((r) => r.exit))
+  exits.forEach((e, i) => {
+    if (e.code !== 0) throw new Error(`rank ${i} ${e.signal ?? e.code}: ${ranks[i].stderr}`)
+  })
+  return ranks.map((r) => JSON.parse(r.stdout.trim().split('\n').pop() ?? 'null'))
+}
+
+function until(r: Rank, pattern: RegExp): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (pattern.test(r.stdout)) {
+        r.child.stdout?.off('data', check)
+        resolve()
+      }
+    }
+    r.child.stdout?.on('data', check)
+    r.child.on('exit', () => reject(new Error(`exited before ${pattern}: ${r.stderr}`)))
+    check()
+  })
+}
+
+/** The worst difference of `ours` from `expected`, relative to each tensor's scale. */
+function worst(ours: Record<string, Tensor>, expected: Record<string, Tensor>): { name: string; rel: number } {
+  let w = { name: '', rel: 0 }
+  for (const [k, v] of Object.entries(expected)) {
+    if (k.endsWith('num_batches_tracked')) continue
+    const { diff, scale } = maxDiff(ours[k], v)
+    const rel = diff / Math.max(scale, SCALE_FLOOR)
+    if (rel > w.rel) w = { name: k, rel }
+  }
+  return w
+}
+
+test.serial("two processes match PyTorch's DistributedDataParallel over Gloo: losses and every parameter and buffer", async (t) => {
+  const out = path.join(dir, 'parity')
+  const [rank0, rank1] = await runRanks(2, out, { batch: 4, steps: 5, lr: 1e-3 })
+  t.deepEqual([rank0.rank, rank0.worldSize, rank1.rank, rank1.worldSize], [0, 2, 1, 2])
+  const ref = reference(['ddp-train', '--state', path.join(out, 'init-ours.safetensors'), '--images', images, '--out', path.join(out, 'ref.safetensors'), '--batch', '4', '--steps', '5', '--lr', '1e-3'])
+  const lossDiff = Math.max(...rank0.losses.map((l: number, i: number) => Math.abs(l - ref.losses[i])))
+  t.log(`losses of rank 0: max |diff| ${lossDiff.toExponential(2)} over 5 steps`)
+  t.is(rank0.losses.length, 5)
+  t.true(lossDiff <= TOLERANCE)
+  const w = worst(loadSafetensors(path.join(out, 'final.safetensors')), loadSafetensors(path.join(out, 'ref.safetensors')))
+  t.log(`worst tensor ${w.name}: ${w.rel.toExponential(2)} of its scale`)
+  t.true(w.rel <= TOLERANCE, `${w.name}: ${w.rel}`)
+})
+
+test.serial('only rank 0 reports progress; every rank ends at the same step', async (t) => {
+  const [rank0, rank1] = await runRanks(2, path.join(dir, 'quiet'), { batch: 4, steps: 3, lr: 1e-3 })
+  t.is(rank0.losses.length, 3)
+  t.deepEqual(rank1.losses, [])
+  t.is(rank1.globalStep, 3)
+})
+
+test.serial('a rank killed with SIGKILL makes the others fail with ERR_BYOL_DISTRIBUTED, naming their rank, within the timeout', async (t) => {
+  const ranks = startRanks(2, await freePort(), path.join(dir, 'kill'), { batch: 4, steps: 100000, lr: 1e-3, progress: true, trainer: { collectiveTimeout: 30 } })
+  await until(ranks[0], /step 2\n/)
+  const killed = Date.now()
+  ranks[1].child.kill('SIGKILL')
+  const exit = await ranks[0].exit
+  const seconds = (Date.now() - killed) / 1000
+  t.log(`rank 0 stopped ${seconds.toFixed(1)} s after rank 1 was killed: ${ranks[0].stderr.trim()}`)
+  t.is(exit.code, 1)
+  t.regex(ranks[0].stderr, /ERR_BYOL_DISTRIBUTED rank 0: .* failed: .*another rank stopped/)
+  t.true(seconds < 30)
+})
+
+test.serial('a rank that hangs makes the others fail when the collective timeout runs out', async (t) => {
+  const ranks = startRanks(2, await freePort(), path.join(dir, 'hang'), { batch: 4, steps: 100000, lr: 1e-3, progress: true, trainer: { collectiveTimeout: 3 } })
+  await until(ranks[0], /step 2\n/)
+  ranks[1].child.kill('SIGSTOP')
+  const stopped = Date.now()
+  const exit = await ranks[0].exit
+  const seconds = (Date.now() - stopped) / 1000
+  ranks[1].child.kill('SIGKILL')
+  t.log(`rank 0 stopped after ${seconds.toFixed(1)} s: ${ranks[0].stderr.trim()}`)
+  t.is(exit.code, 1)
+  t.regex(ranks[0].stderr, /ERR_BYOL_DISTRIBUTED rank 0: /)
+  t.true(seconds >= 2.5 && seconds < 20)
+})
+
+test.serial('after a rank is killed, resuming from the last checkpoint gives the parameters of an uninterrupted run', async (t) => {
+  const steps = 30
+  const options = { batch: 4, steps, lr: 1e-3, trainer: { checkpointEveryNSteps: 2 } }
+  await runRanks(2, path.join(dir, 'whole'), { ...options, trainer: {} })
+  const ckpt = path.join(dir, 'killed', 'checkpoints')
+  const ranks = startRanks(2, await freePort(), path.join(dir, 'killed'), { ...options, progress: true, trainer: { ...options.trainer, checkpointDir: ckpt } })
+  await until(ranks[0], /step 5\n/)
+  ranks[1].child.kill('SIGKILL')
+  t.is((await ranks[0].exit).code, 1)
+  const saved = fs.readdirSync(ckpt).filter((n) => n.startsWith('step-'))
+  t.log(`checkpoints left: ${saved.join(', ')}`)
+  t.true(saved.length > 0)
+  const [resumed] = await runRanks(2, path.join(dir, 'killed'), { ...options, resume: ckpt, trainer: { ...options.trainer, checkpointDir: ckpt } })
+  t.is(resumed.globalStep, steps)
+  const w = worst(loadSafetensors(path.join(dir, 'killed', 'final.safetensors')), loadSafetensors(path.join(dir, 'whole', 'final.safetensors')))
+  t.log(`worst difference from the uninterrupted run: ${w.rel} (${w.name || 'none'})`)
+  t.is(w.rel, 0)
+})
+
+test.serial('resuming a checkpoint of 2 processes in 1 is a clear error', async (t) => {
+  const ckpt = path.join(dir, 'two', 'checkpoints')
+  await runRanks(2, path.join(dir, 'two'), { batch: 4, steps: 2, lr: 1e-3, trainer: { checkpointDir: ckpt } })
+  const r = spawnSync(process.execPath, [worker, path.join(root, 'dist'), images, path.join(dir, 'one'), JSON.stringify({ batch: 4, steps: 4, lr: 1e-3, resume: ckpt })], { encoding: 'utf8' })
+  t.is(r.status, 1)
+  t.regex(r.stderr, /ERR_BYOL_CHECKPOINT .*saved by a run of 2 process\(es\); this run has 1: resume with the same number of processes/)
+})
+
+test.serial('a port already in use is a clear error at the rendezvous', async (t) => {
+  const server = net.createServer()
+  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)))
+  const [rank0] = startRanks(2, port, path.join(dir, 'busy'), { batch: 4, steps: 2, lr: 1e-3, trainer: { collectiveTimeout: 2 } }, {}, [0])
+  const exit = await rank0.exit
+  server.close()
+  t.log(rank0.stderr.trim())
+  t.is(exit.code, 1)
+  t.regex(rank0.stderr, new RegExp(`ERR_BYOL_DISTRIBUTED rank 0: joining the group at 127.0.0.1:${port} failed: .*(address already in use|bind)`, 'i'))
+})
+
+test.serial('an unreachable master, or a rank missing from the world, fails after the rendezvous wait, not never', async (t) => {
+  const port = await freePort()
+  // Rank 1 of 2 alone: nobody serves the rendezvous.
+  const [rank1] = startRanks(2, port, path.join(dir, 'alone'), { batch: 4, steps: 2, lr: 1e-3, trainer: { collectiveTimeout: 1 } }, {}, [1])
+  // Rank 0 of a world of 3 with only itself: the others never arrive.
+  const [rank0] = startRanks(3, await freePort(), path.join(dir, 'short'), { batch: 4, steps: 2, lr: 1e-3, trainer: { collectiveTimeout: 1 } }, {}, [0])
+  const [e1, e0] = await Promise.all([rank1.exit, rank0.exit])
+  t.log(`rank 1 alone: ${e1.seconds.toFixed(1)} s: ${rank1.stderr.trim()}`)
+  t.log(`rank 0 of 3: ${e0.seconds.toFixed(1)} s: ${rank0.stderr.trim()}`)
+  t.is(e1.code, 1)
+  t.is(e0.code, 1)
+  t.regex(rank1.stderr, /ERR_BYOL_DISTRIBUTED rank 1: joining the group at 127\.0\.0\.1:\d+ failed/)
+  t.regex(rank0.stderr, /ERR_BYOL_DISTRIBUTED rank 0: joining the group/)
+  t.true(e1.seconds < 30 && e0.seconds < 30)
+})
+
+test.serial('byol-torch train --nproc-per-node 2 starts both ranks, prefixes their output and writes one run folder', (t) => {
+  const imagesDir = path.join(dir, 'folder')
+  reference(['bench-images', '--out', imagesDir, '--count', '24', '--size', '40'])
+  const out = path.join(dir, 'cli-run')
+  const r = spawnSync(process.execPath, [cli, 'train', '--data', imagesDir, '--image-size', '32', '--batch-size', '4', '--max-steps', '4', '--log-every-n-steps', '1',
+    '--width', '8', '--hidden-dim', '32', '--output-dim', '16', '--workers', '1', '--k', '3', '--nproc-per-node', '2', '--out', out], { encoding: 'utf8' })
+  t.is(r.status, 0, r.stderr)
+  t.regex(r.stdout, /^\[rank 0\] step 4\/4 /m)
+  t.notRegex(r.stdout, /^\[rank 1\] step/m, 'rank 1 trains without reporting')
+  for (const f of ['model.safetensors', 'metrics.jsonl', 'report.html', 'checkpoints/step-00000004/trainer.json']) t.true(fs.existsSync(path.join(out, f)), f)
+  const trainer = JSON.parse(fs.readFileSync(path.join(out, 'checkpoints/step-00000004/trainer.json'), 'utf8'))
+  t.is(trainer.data.world_size, 2)
+})
+
+test.serial('when one process of --nproc-per-node fails, the launcher stops the others and says which', (t) => {
+  // A data folder with no images fails in every rank; the first to fail is named.
+  const empty = path.join(dir, 'empty')
+  fs.mkdirSync(path.join(empty, 'a'), { recursive: true })
+  const r = spawnSync(process.execPath, [cli, 'train', '--data', empty, '--max-steps', '1', '--nproc-per-node', '2', '--out', path.join(dir, 'cli-fail')], { encoding: 'utf8', timeout: 120_000 })
+  t.is(r.status, 1)
+  t.regex(r.stderr, /^\[rank [01]\] byol-torch: /m)
+  t.regex(r.stderr, /byol-torch: rank [01] exited with code 1; stopping the other 1 process\(es\)/)
+})
