@@ -502,6 +502,48 @@ def cmd_knn(a):
     print(json.dumps({"accuracy": (pred[:, 0] == f["test_labels"].long()).float().mean().item()}))
 
 
+def sync_batchnorm_(model):
+    """torch.nn.SyncBatchNorm's training-mode arithmetic on any device: its
+    stock module refuses CPU tensors ("SyncBatchNorm expected input tensor to
+    be on GPU"), and its CUDA kernels (batch_norm_stats, ...) have no CPU
+    version. The batch statistics of all ranks through the differentiable
+    all_reduce of torch.distributed.nn, so that backward reduces the matching
+    terms; the running statistics moved by them, the variance unbiased over
+    the whole count."""
+    import torch.distributed as dist
+    from torch.distributed.nn.functional import all_reduce
+
+    world = dist.get_world_size()
+
+    def synced(bn):
+        plain = bn.forward
+
+        def forward(x):
+            if not bn.training:
+                return plain(x)
+            bn.num_batches_tracked.add_(1)
+            dims = [0] + list(range(2, x.dim()))
+            shape = [1] * x.dim()
+            shape[1] = x.shape[1]
+            count = float(x.numel() // x.shape[1] * world)
+            mean = all_reduce(x.sum(dims)) / count
+            centred = x - mean.view(shape)
+            var = all_reduce((centred * centred).sum(dims)) / count
+            invstd = (var + bn.eps).rsqrt()
+            y = centred * invstd.view(shape) * bn.weight.view(shape) + bn.bias.view(shape)
+            with torch.no_grad():
+                unbiased = var * (count / max(count - 1.0, 1.0))
+                bn.running_mean.mul_(1.0 - bn.momentum).add_(mean * bn.momentum)
+                bn.running_var.mul_(1.0 - bn.momentum).add_(unbiased * bn.momentum)
+            return y
+
+        bn.forward = forward
+
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            synced(m)
+
+
 def _ddp_rank(rank, a, port):
     """One rank of Lightning's DDP strategy around minerva's BYOL: the model
     wrapped in DistributedDataParallel (Lightning wraps the LightningModule
@@ -517,7 +559,7 @@ def _ddp_rank(rank, a, port):
     model = BYOL(learning_rate=a.lr)
     model.load_state_dict(load_file(a.state))
     if a.sync_batchnorm:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        sync_batchnorm_(model)
 
     class Step(nn.Module):
         def __init__(self, m):

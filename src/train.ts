@@ -118,6 +118,7 @@ export class Trainer {
       fastDevRun: int(1),
       strategy: { oneOf: STRATEGIES },
       collectiveTimeout: positive,
+      syncBatchNorm: 'boolean',
     })
     checkOptions<OptimizerConfig>('optimizer', o.optimizer, {
       name: { oneOf: OPTIMIZERS },

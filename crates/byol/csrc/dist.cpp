@@ -10,6 +10,7 @@
 // and the operation in front; exceptions never cross into Rust.
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <chrono>
 #include <map>
@@ -120,9 +121,47 @@ void unflatten(const at::Tensor& flat, const at::Tensor* const* ts, const std::v
   }
 }
 
+void allreduce_sum_(Group* g, at::Tensor& t) {
+  std::vector<at::Tensor> one{t};
+  c10d::AllreduceOptions options;
+  options.timeout = g->timeout;
+  g->backend->allreduce(one, options)->wait(g->timeout);
+}
+
+// torch.distributed.nn.functional.all_reduce: the sum over the ranks, whose
+// gradient is again the sum over the ranks of the gradients. SyncBatchNorm's
+// statistics go through it, so that autograd differentiates the batch
+// statistics of all ranks.
+struct AllReduceSum : public torch::autograd::Function<AllReduceSum> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t group) {
+    ctx->saved_data["group"] = group;
+    at::Tensor y = x.contiguous().clone();
+    allreduce_sum_(reinterpret_cast<Group*>(group), y);
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    at::Tensor g = grads[0].contiguous().clone();
+    allreduce_sum_(reinterpret_cast<Group*>(ctx->saved_data["group"].toInt()), g);
+    return {g, at::Tensor()};
+  }
+};
+
 }  // namespace
 
 extern "C" {
+
+// The differentiable sum of `x` over the ranks (AllReduceSum); null on
+// failure (see byol_last_error).
+at::Tensor* byol_dist_allreduce_sum_autograd(void* group, const at::Tensor* x) {
+  try {
+    return new at::Tensor(AllReduceSum::apply(*x, reinterpret_cast<int64_t>(group)));
+  } catch (const std::exception& e) {
+    remember(e);
+    return nullptr;
+  }
+}
+
 
 // Joins the group of `size` processes whose rank 0 serves a TCPStore at
 // host:port (MASTER_ADDR, MASTER_PORT), and makes a Gloo process group over
@@ -156,6 +195,9 @@ int byol_dist_allreduce_mean(void* group, const at::Tensor* const* ts, size_t n,
   auto* g = static_cast<Group*>(group);
   try {
     at::NoGradGuard no_grad;
+    for (size_t i = 0; i < n; ++i) {
+      if (!ts[i]->defined()) throw std::invalid_argument("tensor " + std::to_string(i) + " of " + std::to_string(n) + " has no value");
+    }
     auto plan = buckets(ts, n, bucket_bytes);
     std::vector<at::Tensor> flats;
     std::vector<c10::intrusive_ptr<c10d::Work>> works;

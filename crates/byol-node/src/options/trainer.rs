@@ -54,6 +54,8 @@ pub struct TrainerOptions {
     pub strategy: Option<Strategy>,
     /// In data-parallel training, the longest a rank waits for the others in a collective, in seconds: how soon a rank that died or hangs is reported. Default `60`.
     pub collective_timeout: Option<f64>,
+    /// In data-parallel training, BatchNorm computes its batch statistics over all ranks, as `torch.nn.SyncBatchNorm` (a global batch for the statistics at the cost of two small all-reduces per layer and view, forward and backward). Default `false`: per process, as DistributedDataParallel's default.
+    pub sync_batch_norm: Option<bool>,
 }
 
 impl TryFrom<TrainerOptions> for CoreTrainerOptions {
@@ -85,6 +87,7 @@ impl TryFrom<TrainerOptions> for CoreTrainerOptions {
                 fast_dev_run: o.fast_dev_run.or(r.fast_dev_run),
                 strategy: o.strategy.map_or(r.strategy, Into::into),
                 collective_timeout: o.collective_timeout.unwrap_or(r.collective_timeout),
+                sync_batch_norm: o.sync_batch_norm.unwrap_or(r.sync_batch_norm),
             },
             recipe: o.recipe.map_or(d.recipe, Into::into),
             optimizer: o.optimizer.map(OptimizerOptions::try_from).transpose()?.unwrap_or(d.optimizer),

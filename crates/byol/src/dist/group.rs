@@ -15,6 +15,7 @@ extern "C" {
     fn byol_dist_allreduce_mean(group: *mut c_void, ts: *const *const C_tensor, n: usize, bucket_bytes: i64) -> c_int;
     fn byol_dist_broadcast(group: *mut c_void, ts: *const *const C_tensor, n: usize, root: c_int) -> c_int;
     fn byol_dist_barrier(group: *mut c_void, timeout_ms: i64) -> c_int;
+    fn byol_dist_allreduce_sum_autograd(group: *mut c_void, x: *const C_tensor) -> *mut C_tensor;
 }
 
 /// The longest a collective waits for the other ranks by default: a rank
@@ -114,6 +115,22 @@ impl ProcessGroup {
             return Err(dist_error(self.rank, "broadcast"));
         }
         Ok(())
+    }
+
+    /// The sum of `x` over the ranks, differentiable: its gradient is the sum
+    /// over the ranks of the gradients (`torch.distributed.nn.functional.all_reduce`).
+    /// The backward pass runs the matching all-reduce, so every rank must
+    /// take part in both.
+    pub fn all_reduce_sum(&self, x: &Tensor) -> Result<Tensor> {
+        // SAFETY: a live handle borrowed for the call; the group outlives the
+        // autograd graph, which holds its pointer for the backward pass,
+        // because the step that builds the graph borrows the group.
+        let ptr = unsafe { byol_dist_allreduce_sum_autograd(self.handle, x.as_ptr()) };
+        if ptr.is_null() {
+            return Err(dist_error(self.rank, "all-reduce"));
+        }
+        // SAFETY: a new at::Tensor the shim made for us to own.
+        Ok(unsafe { Tensor::from_ptr(ptr) })
     }
 
     /// Waits for every rank, for at most `timeout` (the group's when `None`).

@@ -3,6 +3,8 @@
 //! `torchrun` and other launchers set, and how an epoch is shared out.
 mod env;
 mod group;
+mod sync;
 
 pub use env::{DistEnv, Strategy};
 pub use group::{GroupOptions, ProcessGroup, DEFAULT_BUCKET_BYTES, DEFAULT_TIMEOUT_SECONDS};
+pub use sync::{with_sync_group, SyncBatchNormScope};

@@ -1,7 +1,7 @@
 //! The training step: lightly's order (momentum update, four forwards, loss),
 //! then backward and the optimiser step, with a precision, a loss form, a loss
 //! scaler and a NaN check.
-use crate::dist::ProcessGroup;
+use crate::dist::{ProcessGroup, SyncBatchNormScope};
 use crate::error::{Error, Result};
 use crate::model::byol::Byol;
 use crate::model::loss::LossForm;
@@ -48,11 +48,13 @@ pub struct StepOptions<'a> {
     /// BatchNorm buffers broadcast before the forwards (`broadcast_buffers`),
     /// the gradients averaged over the ranks after backward.
     pub group: Option<&'a ProcessGroup>,
+    /// With a group: BatchNorm statistics over all ranks (`torch.nn.SyncBatchNorm`).
+    pub sync_batch_norm: bool,
 }
 
 impl Default for StepOptions<'_> {
     fn default() -> Self {
-        Self { precision: Precision::Full, loss: LossForm::Minerva, scaler: None, check_finite: false, group: None }
+        Self { precision: Precision::Full, loss: LossForm::Minerva, scaler: None, check_finite: false, group: None, sync_batch_norm: false }
     }
 }
 
@@ -89,6 +91,7 @@ impl Byol {
             let buffers: Vec<&Tensor> = self.buffers().collect();
             group.broadcast_(&buffers, 0)?;
         }
+        let _sync = options.group.filter(|_| options.sync_batch_norm).map(SyncBatchNormScope::enter);
         let (loss, projection) = {
             let _autocast = Autocast::new(options.precision, self.device())?;
             // lightly runs four forwards, one per view and network. The two

@@ -1,6 +1,7 @@
 //! The few layers BYOL needs, as functions of a `Params` store, with PyTorch's
 //! default initialisations and state-dict names.
-use crate::error::Result;
+use crate::dist::{with_sync_group, ProcessGroup};
+use crate::error::{Error, Result};
 use crate::nn::params::{join, Params, Role, Slot};
 use crate::tensor::shim::{views_conv2d, views_linear};
 use tch::{Device, Kind, Tensor};
@@ -74,6 +75,11 @@ impl BatchNorm {
             let mut n = p.get(self.num_batches_tracked).shallow_clone();
             let _ = n.f_add_scalar_(1)?;
         }
+        if train {
+            if let Some(y) = with_sync_group(|g| g.map(|g| self.forward_synced(p, x, g))) {
+                return y;
+            }
+        }
         Ok(x.f_batch_norm(
             Some(p.get(self.weight)),
             Some(p.get(self.bias)),
@@ -84,6 +90,43 @@ impl BatchNorm {
             BN_EPS,
             true,
         )?)
+    }
+}
+
+impl BatchNorm {
+    /// `torch.nn.SyncBatchNorm` in training mode: the batch statistics of all
+    /// ranks together (two differentiable all-reduces, the mean, then the
+    /// centred second moment, so that backward reduces the matching terms),
+    /// and the running statistics moved by them, the variance unbiased over
+    /// the whole count.
+    fn forward_synced(&self, p: &Params, x: &Tensor, group: &ProcessGroup) -> Result<Tensor> {
+        let size = x.size();
+        let c = *size.get(1).ok_or_else(|| Error::invalid("input", "a batch of shape [N, C, ...]", format!("{size:?}")))?;
+        let dims: Vec<i64> = std::iter::once(0).chain(2..size.len() as i64).collect();
+        let mut shape = vec![1i64; size.len()];
+        shape[1] = c;
+        let count = (x.numel() as i64 / c.max(1)) as f64 * group.world_size() as f64;
+        let kind = x.kind();
+        let x = x.f_to_kind(Kind::Float)?;
+        let mean = group.all_reduce_sum(&x.f_sum_dim_intlist(dims.as_slice(), false, Kind::Float)?)?.f_div_scalar(count)?;
+        let centred = x.f_sub(&mean.f_view(shape.as_slice())?)?;
+        let squares = centred.f_mul(&centred)?.f_sum_dim_intlist(dims.as_slice(), false, Kind::Float)?;
+        let var = group.all_reduce_sum(&squares)?.f_div_scalar(count)?;
+        let invstd = var.f_add_scalar(BN_EPS)?.f_rsqrt()?;
+        let y = centred
+            .f_mul(&invstd.f_view(shape.as_slice())?)?
+            .f_mul(&p.get(self.weight).f_view(shape.as_slice())?)?
+            .f_add(&p.get(self.bias).f_view(shape.as_slice())?)?;
+        {
+            let _guard = tch::no_grad_guard();
+            let unbiased = var.f_mul_scalar(count / (count - 1.0).max(1.0))?;
+            for (slot, batch) in [(self.running_mean, &mean), (self.running_var, &unbiased)] {
+                let mut running = p.get(slot).shallow_clone();
+                let _ = running.f_mul_scalar_(1.0 - BN_MOMENTUM)?;
+                let _ = running.f_add_(&batch.f_mul_scalar(BN_MOMENTUM)?)?;
+            }
+        }
+        Ok(y.f_to_kind(kind)?)
     }
 }
 

@@ -53,6 +53,9 @@ pub struct RunOptions {
     /// The longest, in seconds, a rank waits for the others in a collective
     /// before failing: how soon a dead or hung rank is reported.
     pub collective_timeout: f64,
+    /// In data-parallel training, BatchNorm statistics over all ranks
+    /// (`torch.nn.SyncBatchNorm`); per process otherwise, as DDP's default.
+    pub sync_batch_norm: bool,
 }
 
 impl Default for RunOptions {
@@ -73,6 +76,7 @@ impl Default for RunOptions {
             fast_dev_run: None,
             strategy: Strategy::Auto,
             collective_timeout: DEFAULT_TIMEOUT_SECONDS,
+            sync_batch_norm: false,
         }
     }
 }

@@ -259,6 +259,7 @@ pub fn fit(
                     scaler: pos.scaler.as_mut(),
                     check_finite: true,
                     group: group.as_ref(),
+                    sync_batch_norm: config.run.sync_batch_norm,
                 },
             );
             let out = match step {
