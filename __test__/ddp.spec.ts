@@ -11,7 +11,7 @@ import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as path from 'node:path'
 import { loadSafetensors, saveSafetensors, Tensor } from '../src/index'
-import { maxDiff, reference, root, tmpdir } from './helpers'
+import { maxDiff, python, reference, root, tmpdir } from './helpers'
 
 const dir = tmpdir('ddp')
 const images = path.join(dir, 'images.safetensors')
@@ -227,6 +227,16 @@ test.serial('an unreachable master, or a rank missing from the world, fails afte
   t.regex(rank1.stderr, /ERR_BYOL_DISTRIBUTED rank 1: joining the group at 127\.0\.0\.1:\d+ failed/)
   t.regex(rank0.stderr, /ERR_BYOL_DISTRIBUTED rank 0: joining the group/)
   t.true(e1.seconds < 30 && e0.seconds < 30)
+})
+
+test.serial("torchrun starts the ranks unchanged (its agent serves the rendezvous store)", async (t) => {
+  const out = path.join(dir, 'torchrun')
+  fs.mkdirSync(out, { recursive: true })
+  const r = spawnSync(python, ['-m', 'torch.distributed.run', '--no-python', '--nproc-per-node', '2', '--master-port', String(await freePort()),
+    process.execPath, worker, path.join(root, 'dist'), images, out, JSON.stringify({ batch: 4, steps: 3, lr: 1e-3 })], { encoding: 'utf8', timeout: 180_000 })
+  t.is(r.status, 0, r.stderr)
+  const results = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).sort((a, b) => a.rank - b.rank)
+  t.deepEqual(results.map((x) => [x.rank, x.worldSize, x.globalStep]), [[0, 2, 3], [1, 2, 3]])
 })
 
 test.serial('byol-torch train --nproc-per-node 2 starts both ranks, prefixes their output and writes one run folder', (t) => {

@@ -9,6 +9,7 @@
 // gloo. Every failure is caught and kept for byol_last_error with the rank
 // and the operation in front; exceptions never cross into Rust.
 #include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -163,20 +164,26 @@ at::Tensor* byol_dist_allreduce_sum_autograd(void* group, const at::Tensor* x) {
 }
 
 
-// Joins the group of `size` processes whose rank 0 serves a TCPStore at
-// host:port (MASTER_ADDR, MASTER_PORT), and makes a Gloo process group over
-// it. `rendezvous_ms` bounds the wait for every rank to arrive; `timeout_ms`
-// every collective. Returns the group, or null (see byol_last_error).
-void* byol_dist_new(const char* host, int port, int rank, int size, int64_t rendezvous_ms, int64_t timeout_ms) {
+// Joins the group of `size` processes over the TCPStore at host:port
+// (MASTER_ADDR, MASTER_PORT), served by rank 0 when `serve` (else by a
+// launcher, as torchrun's agent does), with every key under `prefix` when it
+// is not empty; and makes a Gloo process group over it. `rendezvous_ms`
+// bounds the wait for every rank to arrive; `timeout_ms` every collective.
+// Returns the group, or null (see byol_last_error).
+void* byol_dist_new(const char* host, int port, int rank, int size, int serve, const char* prefix, int64_t rendezvous_ms,
+                    int64_t timeout_ms) {
   const char* step = "the TCPStore rendezvous";
   try {
     c10d::TCPStoreOptions options;
     options.port = static_cast<std::uint16_t>(port);
-    options.isServer = rank == 0;
+    options.isServer = serve != 0;
     options.numWorkers = static_cast<size_t>(size);
     options.waitWorkers = true;
     options.timeout = std::chrono::milliseconds(rendezvous_ms);
-    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(host), options);
+    c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(std::string(host), options);
+    if (prefix[0] != '\0') {
+      store = c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), store);
+    }
     step = "making the Gloo process group";
     auto backend = new_gloo(store, rank, size, std::chrono::milliseconds(timeout_ms));
     return new Group{store, backend, rank, size, std::chrono::milliseconds(timeout_ms)};

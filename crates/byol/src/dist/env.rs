@@ -43,6 +43,9 @@ pub struct DistEnv {
     pub local_world_size: usize,
     pub master_addr: String,
     pub master_port: u16,
+    /// Set when torchrun's agent serves the store (`TORCHELASTIC_USE_AGENT_STORE`):
+    /// the workers' restart count (`TORCHELASTIC_RESTART_COUNT`).
+    pub agent_restart: Option<u64>,
 }
 
 impl DistEnv {
@@ -84,7 +87,13 @@ impl DistEnv {
         let port = number("MASTER_PORT", var("MASTER_PORT"))?;
         let master_port =
             u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| Error::range("MASTER_PORT", "a TCP port from 1 to 65535", port))?;
-        Ok(Some(Self { rank, world_size, local_rank, local_world_size, master_addr, master_port }))
+        let agent_restart = match var("TORCHELASTIC_USE_AGENT_STORE").as_deref().map(str::trim) {
+            Some("True") | Some("true") | Some("1") => {
+                Some(var("TORCHELASTIC_RESTART_COUNT").and_then(|c| c.trim().parse().ok()).unwrap_or(0))
+            }
+            _ => None,
+        };
+        Ok(Some(Self { rank, world_size, local_rank, local_world_size, master_addr, master_port, agent_restart }))
     }
 }
 

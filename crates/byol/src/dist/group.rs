@@ -10,7 +10,16 @@ use torch_sys::C_tensor;
 
 extern "C" {
     fn byol_last_error() -> *const c_char;
-    fn byol_dist_new(host: *const c_char, port: c_int, rank: c_int, size: c_int, rendezvous_ms: i64, timeout_ms: i64) -> *mut c_void;
+    fn byol_dist_new(
+        host: *const c_char,
+        port: c_int,
+        rank: c_int,
+        size: c_int,
+        serve: c_int,
+        prefix: *const c_char,
+        rendezvous_ms: i64,
+        timeout_ms: i64,
+    ) -> *mut c_void;
     fn byol_dist_free(group: *mut c_void);
     fn byol_dist_allreduce_mean(group: *mut c_void, ts: *const *const C_tensor, n: usize, bucket_bytes: i64) -> c_int;
     fn byol_dist_broadcast(group: *mut c_void, ts: *const *const C_tensor, n: usize, root: c_int) -> c_int;
@@ -67,14 +76,30 @@ impl ProcessGroup {
     /// `MASTER_ADDR:MASTER_PORT`, every rank waits there for the others.
     pub fn join(env: &DistEnv, options: GroupOptions) -> Result<Self> {
         let host = CString::new(env.master_addr.as_str()).map_err(|_| Error::invalid("MASTER_ADDR", "a host name", &env.master_addr))?;
+        // Under torchrun the agent serves the store and each restart of the
+        // workers keeps its keys apart, as torch's env:// rendezvous does.
+        let (serve, prefix) = match env.agent_restart {
+            Some(attempt) => (false, format!("/worker/attempt_{attempt}")),
+            None => (env.rank == 0, String::new()),
+        };
+        let prefix = CString::new(prefix).map_err(|_| Error::invalid("TORCHELASTIC_RESTART_COUNT", "a number", "a string with NUL"))?;
         let (rank, size) = (c_int::try_from(env.rank), c_int::try_from(env.world_size));
         let (Ok(rank), Ok(size)) = (rank, size) else {
             return Err(Error::range("WORLD_SIZE", "fewer than 2^31 processes", env.world_size));
         };
-        // SAFETY: `host` outlives the call; the shim copies it.
+        // SAFETY: `host` and `prefix` outlive the call; the shim copies them.
         let handle = unsafe {
             let rendezvous = options.timeout.saturating_mul(RENDEZVOUS_TIMEOUTS);
-            byol_dist_new(host.as_ptr(), c_int::from(env.master_port), rank, size, millis(rendezvous), millis(options.timeout))
+            byol_dist_new(
+                host.as_ptr(),
+                c_int::from(env.master_port),
+                rank,
+                size,
+                c_int::from(serve),
+                prefix.as_ptr(),
+                millis(rendezvous),
+                millis(options.timeout),
+            )
         };
         if handle.is_null() {
             return Err(dist_error(env.rank, &format!("joining the group at {}:{}", env.master_addr, env.master_port)));
