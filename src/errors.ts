@@ -18,6 +18,7 @@ export const BYOL_ERROR_CODES = [
   'ERR_BYOL_STATE',
   'ERR_BYOL_BUSY',
   'ERR_BYOL_DISPOSED',
+  'ERR_BYOL_DISTRIBUTED',
   'ERR_BYOL_TORCH',
   // Loading the addon.
   'ERR_BYOL_LIBTORCH_NOT_FOUND',

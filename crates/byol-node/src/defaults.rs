@@ -27,6 +27,7 @@ pub fn documented_defaults() -> String {
             "device": "cpu", "precision": t.run.precision.name(), "logEveryNSteps": t.run.log_every_n_steps,
             "keepCheckpoints": t.run.keep_checkpoints, "seed": t.run.seed, "recipe": "minerva",
             "warmupSteps": c.warmup_steps, "channelsLast": t.run.channels_last,
+            "strategy": t.run.strategy.name(), "collectiveTimeout": t.run.collective_timeout, "syncBatchNorm": t.run.sync_batch_norm,
         },
         "OptimizerConfig": {
             "dampening": o.dampening, "nesterov": o.nesterov, "trustCoefficient": o.trust_coefficient,
