@@ -141,6 +141,19 @@ test.serial('2 processes x batch 4 with syncBatchNorm train as 1 process x batch
   t.true(w.rel <= TOLERANCE, `${w.name}: ${w.rel}`)
 })
 
+test.serial('accumulateGradBatches 2 over 2 processes matches DDP with no_sync on all but the last micro-batch', async (t) => {
+  const out = path.join(dir, 'accumulate')
+  const [rank0] = await runRanks(2, out, { batch: 4, steps: 3, lr: 1e-3, trainer: { accumulateGradBatches: 2 } })
+  const ref = reference(['ddp-train', '--state', path.join(out, 'init-ours.safetensors'), '--images', images, '--out', path.join(out, 'ref.safetensors'), '--batch', '4', '--steps', '3', '--lr', '1e-3', '--accumulate', '2'])
+  t.is(rank0.globalStep, 3)
+  const lossDiff = Math.max(...rank0.losses.map((l: number, i: number) => Math.abs(l - ref.losses[i])))
+  t.log(`losses of rank 0 (mean of each step's 2 micro-batches): max |diff| ${lossDiff.toExponential(2)} over 3 steps`)
+  t.true(lossDiff <= TOLERANCE)
+  const w = worst(loadSafetensors(path.join(out, 'final.safetensors')), loadSafetensors(path.join(out, 'ref.safetensors')))
+  t.log(`worst tensor ${w.name}: ${w.rel.toExponential(2)} of its scale`)
+  t.true(w.rel <= TOLERANCE, `${w.name}: ${w.rel}`)
+})
+
 test.serial('only rank 0 reports progress; every rank ends at the same step', async (t) => {
   const [rank0, rank1] = await runRanks(2, path.join(dir, 'quiet'), { batch: 4, steps: 3, lr: 1e-3 })
   t.is(rank0.losses.length, 3)

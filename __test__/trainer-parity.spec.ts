@@ -74,6 +74,12 @@ const recipes: Recipe[] = [
     tolerance: 1e-4,
   },
   {
+    name: 'accumulateGradBatches 2: SGD with momentum, one optimiser and EMA step per 2 batches',
+    options: { optimizer: { name: 'SGD', lr: 1e-3, momentum: 0.9 }, accumulateGradBatches: 2 },
+    python: { optimizer: 'sgd', lr: 1e-3, momentum: 0.9, weight_decay: 0, nesterov: false, lr_schedule: 'constant', warmup: 0, loss: 'minerva', schedule: 90000, accumulate: 2 },
+    tolerance: 1e-4,
+  },
+  {
     name: 'AdamW',
     options: { optimizer: { name: 'AdamW', lr: 1e-4, weightDecay: 0.01 } },
     python: { optimizer: 'adamw', lr: 1e-4, momentum: 0, weight_decay: 0.01, nesterov: false, lr_schedule: 'constant', warmup: 0, loss: 'minerva', schedule: 90000 },

@@ -113,10 +113,13 @@ class BYOL(nn.Module):
         z = self.projection_head_momentum(y)
         return z.detach()
 
-    def training_step(self, batch, batch_idx):
+    def training_step(self, batch, batch_idx, ema=True):
         momentum = cosine_schedule(self.global_step, self.schedule_length, 0.996, 1)
-        update_momentum(self.backbone, self.backbone_momentum, m=momentum)
-        update_momentum(self.projection_head, self.projection_head_momentum, m=momentum)
+        # With gradient accumulation, one EMA step per optimiser step (on the
+        # window's first micro-batch), as byol-torch's accumulateGradBatches.
+        if ema:
+            update_momentum(self.backbone, self.backbone_momentum, m=momentum)
+            update_momentum(self.projection_head, self.projection_head_momentum, m=momentum)
         x0, x1 = batch
         p0 = self.forward(x0)
         z0 = self.forward_momentum(x0)
@@ -462,19 +465,24 @@ def cmd_train(a):
     model.train()
     losses = []
     batches = images.shape[0] // r["batch"]
+    k = r.get("accumulate", 1)
     for step in range(r["steps"]):
         for g in optimizer.param_groups:
             g["lr"] = lr_at(r["lr_schedule"], r["lr"], step, r["warmup"], r["steps"])
-        b = step % batches
-        x = images[b * r["batch"]:(b + 1) * r["batch"]]
-        loss = model.training_step((x, x), b)
-        if r["loss"] == "paper":
-            loss = 4 * loss + 4
         optimizer.zero_grad()
-        loss.backward()
+        window = []
+        for micro in range(k):
+            b = (step * k + micro) % batches
+            x = images[b * r["batch"]:(b + 1) * r["batch"]]
+            loss = model.training_step((x, x), b, ema=micro == 0)
+            if r["loss"] == "paper":
+                loss = 4 * loss + 4
+            # Lightning's accumulate_grad_batches divides each loss by k.
+            (loss / k if k > 1 else loss).backward()
+            window.append(loss.item())
         optimizer.step()
         model.global_step += 1
-        losses.append(loss.item())
+        losses.append(sum(window) / len(window))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, a.out)
     print(json.dumps({"losses": losses}))
 
@@ -567,7 +575,7 @@ def _ddp_rank(rank, a, port):
             self.m = m
 
         def forward(self, x0, x1):
-            return self.m.training_step((x0, x1), 0)
+            return self.m.training_step((x0, x1), 0, ema=getattr(self.m, "ema", True))
 
     ddp = DistributedDataParallel(Step(model))
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=a.lr)
@@ -575,16 +583,28 @@ def _ddp_rank(rank, a, port):
     sampler = DistributedSampler(dataset, num_replicas=a.world, rank=rank, shuffle=False, drop_last=False)
     loader = DataLoader(dataset, batch_size=a.batch, sampler=sampler)
     model.train()
-    losses, epoch = [], 0
+    import contextlib
+
+    k = a.accumulate
+    losses, epoch, window = [], 0, []
     while len(losses) < a.steps:
         sampler.set_epoch(epoch)
-        for (x,) in loader:
-            loss = ddp(x, x)
-            optimizer.zero_grad()
-            loss.backward()
+        for i, (x,) in enumerate(loader):
+            first, last = i % k == 0, i % k == k - 1 or i == len(loader) - 1
+            if first:
+                optimizer.zero_grad()
+            model.ema = first
+            # DDP's no_sync: gradients all-reduced only with the window's last micro-batch.
+            with contextlib.nullcontext() if last else ddp.no_sync():
+                loss = ddp(x, x)
+                (loss / k if k > 1 else loss).backward()
+            window.append(loss.item())
+            if not last:
+                continue
             optimizer.step()
             model.global_step += 1
-            losses.append(loss.item())
+            losses.append(sum(window) / len(window))
+            window = []
             if len(losses) == a.steps:
                 break
         epoch += 1
@@ -639,6 +659,7 @@ def main(argv):
     s = sub.add_parser("ddp-train"); s.add_argument("--state", required=True); s.add_argument("--images", required=True); s.add_argument("--out", required=True)
     s.add_argument("--world", type=int, default=2); s.add_argument("--batch", type=int, default=4); s.add_argument("--steps", type=int, default=5)
     s.add_argument("--lr", type=float, default=1e-3); s.add_argument("--sync-batchnorm", action="store_true")
+    s.add_argument("--accumulate", type=int, default=1)
     s = sub.add_parser("bench")
     s.add_argument("--batch", type=int, default=32); s.add_argument("--size", type=int, default=64)
     s.add_argument("--steps", type=int, default=20); s.add_argument("--warmup", type=int, default=3)

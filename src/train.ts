@@ -119,6 +119,7 @@ export class Trainer {
       strategy: { oneOf: STRATEGIES },
       collectiveTimeout: positive,
       syncBatchNorm: 'boolean',
+      accumulateGradBatches: int(1),
     })
     checkOptions<OptimizerConfig>('optimizer', o.optimizer, {
       name: { oneOf: OPTIMIZERS },

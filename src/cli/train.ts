@@ -50,6 +50,7 @@ export function trainCommand() {
     .option('--base-momentum <x>', 'EMA momentum τ at the start (0.996)', num(0))
     .option('--nproc-per-node <n>', 'data-parallel training in n processes on this host (as torchrun --nproc-per-node n); under torchrun, Slurm or Kubernetes the launcher\'s RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT are used instead', int(1), 1)
     .option('--collective-timeout <s>', 'data-parallel: seconds a rank waits for the others before failing (a dead rank is reported within it)', num(0, true))
+    .option('--accumulate-grad-batches <k>', 'one optimizer and EMA step per k batches, their gradients averaged (a larger effective batch on few devices)', int(1))
     .option('--sync-batchnorm', 'data-parallel: BatchNorm statistics over all processes (torch.nn.SyncBatchNorm)')
     .option('--stop-signals <list>', 'signals that stop at the next step, write a checkpoint and exit with 128 + the signal number (a second one exits at once)', signals, ['SIGINT', 'SIGTERM', 'SIGUSR1'] as NodeJS.Signals[])
   return command.action(async (given) => {
@@ -121,6 +122,7 @@ export function trainCommand() {
         baseMomentum: f.baseMomentum,
         collectiveTimeout: f.collectiveTimeout,
         syncBatchNorm: f.syncBatchnorm,
+        accumulateGradBatches: f.accumulateGradBatches,
       }
       const trainer = new lib.Trainer(options)
 

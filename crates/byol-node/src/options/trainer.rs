@@ -56,6 +56,8 @@ pub struct TrainerOptions {
     pub collective_timeout: Option<f64>,
     /// In data-parallel training, BatchNorm computes its batch statistics over all ranks, as `torch.nn.SyncBatchNorm` (a global batch for the statistics at the cost of two small all-reduces per layer and view, forward and backward). Default `false`: per process, as DistributedDataParallel's default.
     pub sync_batch_norm: Option<bool>,
+    /// Lightning's `accumulate_grad_batches`: one optimiser and EMA step per this many batches, their gradients averaged (each loss divided by it), BatchNorm per batch; with data-parallel training the gradients are all-reduced once per step. Progress events and `maxSteps` count optimiser steps. Default `1`.
+    pub accumulate_grad_batches: Option<i64>,
 }
 
 impl TryFrom<TrainerOptions> for CoreTrainerOptions {
@@ -88,6 +90,13 @@ impl TryFrom<TrainerOptions> for CoreTrainerOptions {
                 strategy: o.strategy.map_or(r.strategy, Into::into),
                 collective_timeout: o.collective_timeout.unwrap_or(r.collective_timeout),
                 sync_batch_norm: o.sync_batch_norm.unwrap_or(r.sync_batch_norm),
+                accumulate_grad_batches: match o.accumulate_grad_batches {
+                    Some(n) => usize::try_from(n)
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| byol::Error::range("accumulateGradBatches", "an integer >= 1", n))?,
+                    None => r.accumulate_grad_batches,
+                },
             },
             recipe: o.recipe.map_or(d.recipe, Into::into),
             optimizer: o.optimizer.map(OptimizerOptions::try_from).transpose()?.unwrap_or(d.optimizer),

@@ -105,6 +105,9 @@ pub struct Byol {
     /// The global step whose momentum update is already done: a step that
     /// failed after it (a NaN loss) must not apply it twice when retried.
     pub(crate) momentum_updated_at: Option<i64>,
+    /// Gradients summed over the micro-batches of an accumulation window
+    /// not yet closed by an optimiser step.
+    pub(crate) accumulated: Option<Vec<Tensor>>,
     /// Set while `Trainer::fit` trains the model: other training calls fail
     /// with `Error::Busy` rather than interleave with it.
     pub(crate) fitting: bool,
@@ -195,6 +198,7 @@ impl Byol {
             optimizer: None,
             device,
             momentum_updated_at: None,
+            accumulated: None,
             fitting: false,
         })
     }

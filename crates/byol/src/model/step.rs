@@ -8,7 +8,7 @@ use crate::model::loss::LossForm;
 use crate::model::momentum::update_momentum_params;
 use crate::nn::fresh_copy;
 use crate::optim::GradScaler;
-use crate::tensor::shim::InferenceMode;
+use crate::tensor::shim::{foreach_add_, InferenceMode};
 use crate::tensor::{Autocast, Precision};
 use tch::Tensor;
 
@@ -21,6 +21,9 @@ pub struct StepOutput {
     pub projection: Tensor,
     /// False when the loss scaler skipped the update (fp16 overflow).
     pub stepped: bool,
+    /// Whether this call closed its accumulation window with an optimiser
+    /// step (always, without accumulation).
+    pub applied: bool,
 }
 
 impl StepOutput {
@@ -50,11 +53,26 @@ pub struct StepOptions<'a> {
     pub group: Option<&'a ProcessGroup>,
     /// With a group: BatchNorm statistics over all ranks (`torch.nn.SyncBatchNorm`).
     pub sync_batch_norm: bool,
+    /// Lightning's `accumulate_grad_batches`: each loss is divided by this,
+    /// its gradients added to those of the window's earlier micro-batches,
+    /// and the optimiser steps only when `last` is set.
+    pub accumulate: usize,
+    /// This micro-batch closes its window: all-reduce, optimiser step.
+    pub last: bool,
 }
 
 impl Default for StepOptions<'_> {
     fn default() -> Self {
-        Self { precision: Precision::Full, loss: LossForm::Minerva, scaler: None, check_finite: false, group: None, sync_batch_norm: false }
+        Self {
+            precision: Precision::Full,
+            loss: LossForm::Minerva,
+            scaler: None,
+            check_finite: false,
+            group: None,
+            sync_batch_norm: false,
+            accumulate: 1,
+            last: true,
+        }
     }
 }
 
@@ -120,6 +138,8 @@ impl Byol {
         if options.check_finite {
             let value = loss.f_double_value(&[])?;
             if !value.is_finite() {
+                // The window's gradients so far go with the step that failed.
+                self.accumulated = None;
                 return Err(Error::NonFinite { step: self.global_step + 1, value, last_good: self.global_step, saved: String::new() });
             }
             loss_value = Some(value);
@@ -129,13 +149,26 @@ impl Byol {
         let params: Vec<Tensor> = self.trainable().map(Tensor::shallow_clone).collect();
         let mut stepped = true;
         let scaler = options.scaler.filter(|_| options.precision == Precision::Fp16Mixed);
-        let scaled = match &scaler {
-            Some(scaler) => loss.f_mul_scalar(scaler.scale)?,
-            None => loss.shallow_clone(),
+        // Lightning divides each micro-batch's loss by the window's length.
+        let mut scaled = if options.accumulate > 1 { loss.f_div_scalar(options.accumulate as f64)? } else { loss.shallow_clone() };
+        if let Some(scaler) = &scaler {
+            scaled = scaled.f_mul_scalar(scaler.scale)?;
+        }
+        let grads = Tensor::f_run_backward(&[&scaled], &params, false, false)?;
+        let mut grads = match self.accumulated.take() {
+            Some(sum) => {
+                foreach_add_(&sum.iter().collect::<Vec<_>>(), &grads.iter().collect::<Vec<_>>(), 1.0)?;
+                sum
+            }
+            None => grads,
         };
-        let mut grads = Tensor::f_run_backward(&[&scaled], &params, false, false)?;
+        if !options.last {
+            self.accumulated = Some(grads);
+            return Ok(StepOutput { loss: loss.f_detach()?, loss_value, momentum, projection, stepped: false, applied: false });
+        }
         if let Some(group) = options.group {
-            // Before unscaling, so that every rank sees the same gradients
+            // Once per window (as DDP's no_sync leaves the others local), and
+            // before unscaling, so that every rank sees the same gradients
             // and skips (or takes) the same fp16 steps.
             group.all_reduce_mean_(&grads.iter().collect::<Vec<_>>())?;
         }
@@ -147,7 +180,7 @@ impl Byol {
             optimizer.step(params.iter(), grads)?;
         }
         self.global_step += 1;
-        Ok(StepOutput { loss: loss.f_detach()?, loss_value, momentum, projection, stepped })
+        Ok(StepOutput { loss: loss.f_detach()?, loss_value, momentum, projection, stepped, applied: true })
     }
 }
 

@@ -56,6 +56,9 @@ pub struct RunOptions {
     /// In data-parallel training, BatchNorm statistics over all ranks
     /// (`torch.nn.SyncBatchNorm`); per process otherwise, as DDP's default.
     pub sync_batch_norm: bool,
+    /// Lightning's `accumulate_grad_batches`: one optimiser and EMA step per
+    /// this many batches, their gradients averaged; BatchNorm per batch.
+    pub accumulate_grad_batches: usize,
 }
 
 impl Default for RunOptions {
@@ -77,6 +80,7 @@ impl Default for RunOptions {
             strategy: Strategy::Auto,
             collective_timeout: DEFAULT_TIMEOUT_SECONDS,
             sync_batch_norm: false,
+            accumulate_grad_batches: 1,
         }
     }
 }
@@ -211,6 +215,9 @@ impl TrainerConfig {
             if !(0.0..=1.0).contains(&m) {
                 return Err(Error::range("baseMomentum", "a number in [0, 1]", m));
             }
+        }
+        if self.run.accumulate_grad_batches < 1 {
+            return Err(Error::range("accumulateGradBatches", "an integer >= 1", self.run.accumulate_grad_batches));
         }
         let t = self.run.collective_timeout;
         if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {

@@ -133,8 +133,12 @@ pub fn fit(
         return Err(Error::range("loader", "at least one batch per epoch", "0 (fewer images than batchSize with dropLast)"));
     }
     let batches_i = batches as i64;
-    let total = config.total_steps(batches_i)?;
-    let warmup = config.warmup(batches, total);
+    // With gradient accumulation an epoch has fewer optimiser steps than
+    // batches (a last, shorter window still steps, as Lightning does).
+    let accumulate = config.run.accumulate_grad_batches.max(1);
+    let steps_per_epoch = batches.div_ceil(accumulate);
+    let total = config.total_steps(steps_per_epoch as i64)?;
+    let warmup = config.warmup(steps_per_epoch, total);
     if let Some(dir) = &config.run.checkpoint_dir {
         check_writable(dir)?;
     }
@@ -201,6 +205,7 @@ pub fn fit(
     let mut window = (Instant::now(), start_step);
     let mut rate = 0.0;
 
+    let images_per_step = (loader.config.batch_size * world_size * accumulate) as f64;
     let finished = |m: &Byol| m.global_step >= total || config.run.max_epochs.is_some_and(|e| m.current_epoch >= e);
     loop {
         let (epoch, done) = {
@@ -211,9 +216,14 @@ pub fn fit(
             break;
         }
         let mut data = loader.epoch_at(epoch as u64, pos.batch_in_epoch);
+        // The losses of the open accumulation window.
+        let mut window_loss = (0.0, 0usize);
         loop {
-            let mut abort = options.abort.is_some_and(|a| a.load(Ordering::SeqCst));
-            if let Some(g) = &group {
+            // Only between accumulation windows, where a checkpoint holds all
+            // of the state (no gradients half summed).
+            let boundary = pos.batch_in_epoch % accumulate == 0;
+            let mut abort = boundary && options.abort.is_some_and(|a| a.load(Ordering::SeqCst));
+            if let Some(g) = group.as_ref().filter(|_| boundary) {
                 abort = any_rank(g, abort)?;
             }
             if abort {
@@ -260,6 +270,8 @@ pub fn fit(
                     check_finite: true,
                     group: group.as_ref(),
                     sync_batch_norm: config.run.sync_batch_norm,
+                    accumulate,
+                    last: index % accumulate == 0 || index >= batches,
                 },
             );
             let out = match step {
@@ -282,16 +294,23 @@ pub fn fit(
             pos.epoch_loss_sum += loss;
             pos.epoch_loss_count += 1;
             pos.batch_in_epoch = index;
+            window_loss = (window_loss.0 + loss, window_loss.1 + 1);
+            if !out.applied {
+                continue;
+            }
+            // The step's loss: the mean over its micro-batches.
+            let loss = window_loss.0 / window_loss.1.max(1) as f64;
+            window_loss = (0.0, 0);
             let step = m.global_step;
             if step % config.run.log_every_n_steps == 0 || step == total {
                 let now = Instant::now();
                 let secs = now.duration_since(window.0).as_secs_f64();
                 if secs > 0.0 {
                     // Images of all ranks: the run's throughput, not one process's.
-                    rate = (step - window.1) as f64 * (loader.config.batch_size * world_size) as f64 / secs;
+                    rate = (step - window.1) as f64 * images_per_step / secs;
                 }
                 window = (now, step);
-                let steps_per_second = rate / (loader.config.batch_size * world_size) as f64;
+                let steps_per_second = rate / images_per_step;
                 emit(Progress::Step(StepEvent {
                     step,
                     total_steps: total,
