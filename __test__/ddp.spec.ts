@@ -252,6 +252,13 @@ test.serial("torchrun starts the ranks unchanged (its agent serves the rendezvou
   t.deepEqual(results.map((x) => [x.rank, x.worldSize, x.globalStep]), [[0, 2, 3], [1, 2, 3]])
 })
 
+test.serial('Trainer({ devices: 2 }) in a script run once makes it rank 0 and runs the script again as rank 1', (t) => {
+  const r = spawnSync(process.execPath, [path.join(__dirname, 'fixtures', 'ddp-devices.cjs'), path.join(root, 'dist'), images], { encoding: 'utf8', timeout: 180_000 })
+  t.is(r.status, 0, r.stderr)
+  t.regex(r.stdout, /^\{"rank":0,"worldSize":2,"globalStep":3\}$/m)
+  t.regex(r.stdout, /^\[rank 1\] \{"rank":1,"worldSize":2,"globalStep":3\}$/m)
+})
+
 test.serial('byol-torch train --nproc-per-node 2 starts both ranks, prefixes their output and writes one run folder', (t) => {
   const imagesDir = path.join(dir, 'folder')
   reference(['bench-images', '--out', imagesDir, '--count', '24', '--size', '40'])

@@ -1,6 +1,8 @@
+import type { ChildProcess } from 'node:child_process'
 import { BYOL } from './byol'
 import { DataLoader } from './data'
 import { ByolError, checkNumber, checkOptions, Exhaustive, Rule, typeError } from './errors'
+import { describeExit, freePort, rankEnv, spawnRank } from './launch'
 import { native } from './native'
 import type { KnnOptions, Loss, LrSchedule, NativeTrainer, OptimizerConfig, OptimizerName, Precision, ProgressEvent, Recipe, Strategy, TrainerOptions } from './native.generated'
 
@@ -120,6 +122,7 @@ export class Trainer {
       collectiveTimeout: positive,
       syncBatchNorm: 'boolean',
       accumulateGradBatches: int(1),
+      devices: int(1),
     })
     checkOptions<OptimizerConfig>('optimizer', o.optimizer, {
       name: { oneOf: OPTIMIZERS },
@@ -173,6 +176,7 @@ export class Trainer {
     }
     const knnOptions = knn && { k: knn.k, temperature: knn.temperature }
     if (knn?.baseline !== undefined && typeof knn.baseline !== 'boolean') throw typeError('knn.baseline', 'a boolean', knn.baseline)
+    const peers = await this.startPeers()
     const running = this.native.fit(model.native, loader.native, resumeFrom, knn?.train.native, knn?.test.native, knnOptions, knn?.baseline, onEvent)
     const abort = () => this.native.abort()
     signal?.addEventListener('abort', abort, { once: true })
@@ -193,9 +197,33 @@ export class Trainer {
         rank: r.rank,
         worldSize: r.worldSize,
       }
+    } catch (e) {
+      for (const p of peers) if (p.exitCode === null) p.kill('SIGTERM')
+      throw e
     } finally {
       signal?.removeEventListener('abort', abort)
+      await Promise.all(peers.map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((resolve) => p.once('exit', resolve)) : undefined)))
     }
+  }
+
+  /**
+   * With `devices` > 1 in a process no launcher started: this process
+   * becomes rank 0 and the script runs again in the others, as Lightning's
+   * DDP launcher does. Returns the processes started.
+   */
+  private async startPeers(): Promise<ChildProcess[]> {
+    const devices = this.native.devices
+    if (devices <= 1 || process.env.WORLD_SIZE !== undefined) return []
+    const addr = '127.0.0.1'
+    const port = String(await freePort())
+    Object.assign(process.env, rankEnv(0, devices, addr, port))
+    return Array.from({ length: devices - 1 }, (_, i) => {
+      const child = spawnRank(i + 1, devices, addr, port, process.argv.slice(2))
+      child.on('exit', (code, signal) => {
+        if (code !== 0) process.emitWarning(`byol-torch: rank ${i + 1} ${describeExit(code, signal)}`, 'TrainingWarning')
+      })
+      return child
+    })
   }
 
   private record(e: TrainingEvent): void {

@@ -5,33 +5,12 @@
  * their output with the rank in front, passes stop signals on, and when one
  * fails stops the others and says which one it was.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import * as net from 'node:net'
+import type { ChildProcess } from 'node:child_process'
 import * as os from 'node:os'
-import * as readline from 'node:readline'
+import { describeExit, freePort, spawnRank } from '../launch'
 
 /** How long the other ranks get to stop after SIGTERM before SIGKILL. */
 const GRACE_MS = 15_000
-
-/** A TCP port free on this host now, for rank 0's rendezvous. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
-    })
-  })
-}
-
-function prefixLines(stream: NodeJS.ReadableStream, out: NodeJS.WritableStream, prefix: string): void {
-  readline.createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => out.write(`${prefix}${line}\n`))
-}
-
-function describe(code: number | null, signal: NodeJS.Signals | null): string {
-  return signal ? `was killed by ${signal}` : `exited with code ${code}`
-}
 
 /**
  * Runs `args` (this program's arguments without `--nproc-per-node`) in
@@ -55,26 +34,13 @@ export async function launch(nproc: number, args: string[], signals: NodeJS.Sign
   }
   for (const s of signals) process.on(s, forward)
   const exits = Array.from({ length: nproc }, (_, rank) => {
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        RANK: String(rank),
-        WORLD_SIZE: String(nproc),
-        LOCAL_RANK: String(rank),
-        LOCAL_WORLD_SIZE: String(nproc),
-        MASTER_ADDR: addr,
-        MASTER_PORT: port,
-      },
-    })
+    const child = spawnRank(rank, nproc, addr, port, args)
     children.push(child)
-    if (child.stdout) prefixLines(child.stdout, process.stdout, `[rank ${rank}] `)
-    if (child.stderr) prefixLines(child.stderr, process.stderr, `[rank ${rank}] `)
     return new Promise<void>((resolve) => {
       child.on('exit', (code, signal) => {
         if ((code !== 0 || signal) && !failed) {
           failed = { rank, code: code || 1 }
-          console.error(`byol-torch: rank ${rank} ${describe(code, signal)}; stopping the other ${nproc - 1} process(es)`)
+          console.error(`byol-torch: rank ${rank} ${describeExit(code, signal)}; stopping the other ${nproc - 1} process(es)`)
           stopOthers(rank)
         }
         resolve()

@@ -28,7 +28,7 @@ pub fn documented_defaults() -> String {
             "keepCheckpoints": t.run.keep_checkpoints, "seed": t.run.seed, "recipe": "minerva",
             "warmupSteps": c.warmup_steps, "channelsLast": t.run.channels_last,
             "strategy": t.run.strategy.name(), "collectiveTimeout": t.run.collective_timeout, "syncBatchNorm": t.run.sync_batch_norm,
-            "accumulateGradBatches": t.run.accumulate_grad_batches,
+            "accumulateGradBatches": t.run.accumulate_grad_batches, "devices": t.run.devices,
         },
         "OptimizerConfig": {
             "dampening": o.dampening, "nesterov": o.nesterov, "trustCoefficient": o.trust_coefficient,

@@ -175,6 +175,12 @@ impl NativeTrainer {
         })
     }
 
+    /// Processes `fit` runs on this host (`devices`, resolved).
+    #[napi(getter)]
+    pub fn devices(&self) -> u32 {
+        u32::try_from(self.options.run.devices).unwrap_or(u32::MAX)
+    }
+
     /// Stops a running fit at the next step boundary (after a checkpoint).
     #[napi]
     pub fn abort(&self) {

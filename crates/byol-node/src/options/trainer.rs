@@ -58,6 +58,8 @@ pub struct TrainerOptions {
     pub sync_batch_norm: Option<bool>,
     /// Lightning's `accumulate_grad_batches`: one optimiser and EMA step per this many batches, their gradients averaged (each loss divided by it), BatchNorm per batch; with data-parallel training the gradients are all-reduced once per step. Progress events and `maxSteps` count optimiser steps. Default `1`.
     pub accumulate_grad_batches: Option<i64>,
+    /// Data-parallel training in this many processes on this host, started by `fit` itself (Lightning's `devices` with DDP): this process becomes rank 0 and the script runs again in the others with a launcher's environment, their output prefixed with `[rank N]`; on a GPU host each takes `cuda:LOCAL_RANK`. Ignored in a process a launcher started. Default `1`.
+    pub devices: Option<i64>,
 }
 
 impl TryFrom<TrainerOptions> for CoreTrainerOptions {
@@ -90,6 +92,12 @@ impl TryFrom<TrainerOptions> for CoreTrainerOptions {
                 strategy: o.strategy.map_or(r.strategy, Into::into),
                 collective_timeout: o.collective_timeout.unwrap_or(r.collective_timeout),
                 sync_batch_norm: o.sync_batch_norm.unwrap_or(r.sync_batch_norm),
+                devices: match o.devices {
+                    Some(n) => {
+                        usize::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| byol::Error::range("devices", "an integer >= 1", n))?
+                    }
+                    None => r.devices,
+                },
                 accumulate_grad_batches: match o.accumulate_grad_batches {
                     Some(n) => usize::try_from(n)
                         .ok()

@@ -56,6 +56,8 @@ pub struct ProcessGroup {
     handle: *mut c_void,
     rank: usize,
     world_size: usize,
+    local_rank: usize,
+    local_world_size: usize,
     options: GroupOptions,
 }
 
@@ -104,7 +106,14 @@ impl ProcessGroup {
         if handle.is_null() {
             return Err(dist_error(env.rank, &format!("joining the group at {}:{}", env.master_addr, env.master_port)));
         }
-        Ok(Self { handle, rank: env.rank, world_size: env.world_size, options })
+        Ok(Self {
+            handle,
+            rank: env.rank,
+            world_size: env.world_size,
+            local_rank: env.local_rank,
+            local_world_size: env.local_world_size,
+            options,
+        })
     }
 
     pub fn rank(&self) -> usize {
@@ -113,6 +122,30 @@ impl ProcessGroup {
 
     pub fn world_size(&self) -> usize {
         self.world_size
+    }
+
+    /// This process's place among those of its host (`LOCAL_RANK`).
+    pub fn local_rank(&self) -> usize {
+        self.local_rank
+    }
+
+    /// The device this rank trains on when the run asks for `device`: on a
+    /// GPU host each local rank takes its own GPU, `cuda:LOCAL_RANK`, as
+    /// torchrun and Lightning assign them.
+    pub fn device_for(&self, device: tch::Device) -> Result<tch::Device> {
+        match device {
+            tch::Device::Cuda(_) if self.local_world_size > 1 => {
+                let gpus = crate::tensor::device::cuda_device_count();
+                if self.local_rank >= gpus {
+                    return Err(Error::Device(format!(
+                        "local rank {} of {} needs cuda:{}, and this host has {gpus} GPU(s): start at most one process per GPU",
+                        self.local_rank, self.local_world_size, self.local_rank
+                    )));
+                }
+                Ok(tch::Device::Cuda(self.local_rank))
+            }
+            other => Ok(other),
+        }
     }
 
     pub fn options(&self) -> GroupOptions {

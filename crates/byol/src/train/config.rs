@@ -59,6 +59,10 @@ pub struct RunOptions {
     /// Lightning's `accumulate_grad_batches`: one optimiser and EMA step per
     /// this many batches, their gradients averaged; BatchNorm per batch.
     pub accumulate_grad_batches: usize,
+    /// Processes on this host that `Trainer.fit` of the Node package starts
+    /// itself for data-parallel training (Lightning's `devices`); the core
+    /// only checks it: it joins whatever group the environment describes.
+    pub devices: usize,
 }
 
 impl Default for RunOptions {
@@ -81,6 +85,7 @@ impl Default for RunOptions {
             collective_timeout: DEFAULT_TIMEOUT_SECONDS,
             sync_batch_norm: false,
             accumulate_grad_batches: 1,
+            devices: 1,
         }
     }
 }
@@ -215,6 +220,12 @@ impl TrainerConfig {
             if !(0.0..=1.0).contains(&m) {
                 return Err(Error::range("baseMomentum", "a number in [0, 1]", m));
             }
+        }
+        if self.run.devices < 1 || self.run.devices > 1024 {
+            return Err(Error::range("devices", "1 to 1024 processes", self.run.devices));
+        }
+        if self.run.devices > 1 && self.run.strategy == Strategy::Single {
+            return Err(Error::invalid("strategy", "'auto' or 'ddp' with devices > 1", "'single'"));
         }
         if self.run.accumulate_grad_batches < 1 {
             return Err(Error::range("accumulateGradBatches", "an integer >= 1", self.run.accumulate_grad_batches));

@@ -120,10 +120,16 @@ pub fn fit(
     let shard;
     let loader = match &group {
         Some(g) => {
-            shard = loader.sharded(g.rank(), g.world_size())?;
+            let mut sharded = loader.sharded(g.rank(), g.world_size())?;
+            sharded.config.device = g.device_for(sharded.config.device)?;
+            shard = sharded;
             &shard
         }
         None => loader,
+    };
+    let device = match &group {
+        Some(g) => g.device_for(config.run.device)?,
+        None => config.run.device,
     };
     if config.run.knn_every_n_epochs.is_some() && options.knn.is_none() {
         return Err(Error::invalid("knn", "train and test loaders when knnEveryNEpochs is set", "none"));
@@ -148,7 +154,7 @@ pub fn fit(
 
     let mut pos = {
         let mut m = lock(model)?;
-        m.to_device(config.run.device)?;
+        m.to_device(device)?;
         if config.run.channels_last {
             m.to_channels_last()?;
         }
