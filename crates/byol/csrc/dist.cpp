@@ -13,6 +13,10 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <map>
 #include <new>
@@ -52,7 +56,18 @@ struct Group {
   int rank;
   int size;
   std::chrono::milliseconds timeout;
+  bool serves_store;
 };
+
+// Where this process runs, as "host pid": each rank leaves it in the store so
+// that, when a collective fails, the others can tell which rank has gone.
+std::string whereabouts() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return std::string(host) + " " + std::to_string(static_cast<long>(getpid()));
+}
+
+std::string pid_key(int rank) { return "byol/pid/" + std::to_string(rank); }
 
 // Keeps the message of `e` with the step that failed in front.
 void fail(const char* step, const std::exception& e) {
@@ -186,7 +201,10 @@ void* byol_dist_new(const char* host, int port, int rank, int size, int serve, c
     }
     step = "making the Gloo process group";
     auto backend = new_gloo(store, rank, size, std::chrono::milliseconds(timeout_ms));
-    return new Group{store, backend, rank, size, std::chrono::milliseconds(timeout_ms)};
+    step = "recording this process in the store";
+    const std::string here = whereabouts();
+    store->set(pid_key(rank), std::vector<uint8_t>(here.begin(), here.end()));
+    return new Group{store, backend, rank, size, std::chrono::milliseconds(timeout_ms), serve != 0};
   } catch (const std::exception& e) {
     fail(step, e);
     return nullptr;
@@ -194,6 +212,35 @@ void* byol_dist_new(const char* host, int port, int rank, int size, int serve, c
 }
 
 void byol_dist_free(void* group) { delete static_cast<Group*>(group); }
+
+// After a failed collective: which ranks are gone, in words, into `out`
+// (empty when none can be named). A rank on this host whose process no
+// longer exists is named; when the store itself no longer answers, its
+// server is (rank 0, or the launcher's agent).
+void byol_dist_suspects(void* group, char* out, size_t len) {
+  auto* g = static_cast<Group*>(group);
+  std::string said;
+  try {
+    g->store->setTimeout(std::chrono::milliseconds(2000));
+    std::string here = whereabouts();
+    std::string host = here.substr(0, here.find(' '));
+    std::vector<int> gone;
+    for (int r = 0; r < g->size; ++r) {
+      if (r == g->rank || !g->store->check({pid_key(r)})) continue;
+      auto v = g->store->get(pid_key(r));
+      std::string there(v.begin(), v.end());
+      auto space = there.find(' ');
+      if (space == std::string::npos || there.substr(0, space) != host) continue;
+      const long pid = std::stol(there.substr(space + 1));
+      if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) gone.push_back(r);
+    }
+    for (size_t i = 0; i < gone.size(); ++i) said += (i ? ", " : "") + std::to_string(gone[i]);
+    if (!said.empty()) said = (gone.size() == 1 ? "rank " : "ranks ") + said + (gone.size() == 1 ? " has" : " have") + " exited";
+  } catch (const std::exception&) {
+    said = g->serves_store ? "" : (g->rank != 0 ? "the rendezvous store no longer answers: rank 0 (or the launcher serving it) has exited" : "");
+  }
+  std::snprintf(out, len, "%s", said.c_str());
+}
 
 // DistributedDataParallel's gradient reduction: each tensor multiplied by
 // 1/size while copied into a flat bucket, the buckets all-reduced with SUM

@@ -25,6 +25,7 @@ extern "C" {
     fn byol_dist_broadcast(group: *mut c_void, ts: *const *const C_tensor, n: usize, root: c_int) -> c_int;
     fn byol_dist_barrier(group: *mut c_void, timeout_ms: i64) -> c_int;
     fn byol_dist_allreduce_sum_autograd(group: *mut c_void, x: *const C_tensor) -> *mut C_tensor;
+    fn byol_dist_suspects(group: *mut c_void, out: *mut c_char, len: usize);
 }
 
 /// The longest a collective waits for the other ranks by default: a rank
@@ -159,7 +160,7 @@ impl ProcessGroup {
         let h = handles(tensors);
         // SAFETY: live at::Tensor handles borrowed for the call.
         if unsafe { byol_dist_allreduce_mean(self.handle, h.as_ptr(), h.len(), self.options.bucket_bytes) } != 0 {
-            return Err(dist_error(self.rank, "all-reduce"));
+            return Err(self.failed("all-reduce"));
         }
         Ok(())
     }
@@ -170,7 +171,7 @@ impl ProcessGroup {
         let root = c_int::try_from(root).map_err(|_| Error::range("root", "a rank", root))?;
         // SAFETY: as in `all_reduce_mean_`.
         if unsafe { byol_dist_broadcast(self.handle, h.as_ptr(), h.len(), root) } != 0 {
-            return Err(dist_error(self.rank, "broadcast"));
+            return Err(self.failed("broadcast"));
         }
         Ok(())
     }
@@ -185,7 +186,7 @@ impl ProcessGroup {
         // because the step that builds the graph borrows the group.
         let ptr = unsafe { byol_dist_allreduce_sum_autograd(self.handle, x.as_ptr()) };
         if ptr.is_null() {
-            return Err(dist_error(self.rank, "all-reduce"));
+            return Err(self.failed("all-reduce"));
         }
         // SAFETY: a new at::Tensor the shim made for us to own.
         Ok(unsafe { Tensor::from_ptr(ptr) })
@@ -195,9 +196,24 @@ impl ProcessGroup {
     pub fn barrier(&self, timeout: Option<Duration>) -> Result<()> {
         // SAFETY: the group's own handle.
         if unsafe { byol_dist_barrier(self.handle, timeout.map_or(-1, millis)) } != 0 {
-            return Err(dist_error(self.rank, "barrier"));
+            return Err(self.failed("barrier"));
         }
         Ok(())
+    }
+}
+
+impl ProcessGroup {
+    /// The error of a failed collective, naming the ranks that are gone
+    /// when they can be told (on this host, or the store's server).
+    fn failed(&self, op: &str) -> Error {
+        // The shim's message first: the check below makes calls of its own.
+        let detail = last_error();
+        let mut buf = vec![0u8; 512];
+        // SAFETY: the group's handle; the shim writes a NUL-terminated string of at most `len` bytes.
+        unsafe { byol_dist_suspects(self.handle, buf.as_mut_ptr().cast(), buf.len()) };
+        let said = std::ffi::CStr::from_bytes_until_nul(&buf).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+        let message = if said.is_empty() { explain(detail) } else { format!("{said} ({detail})") };
+        Error::Distributed { rank: self.rank, op: op.to_string(), message }
     }
 }
 
@@ -208,12 +224,19 @@ impl Drop for ProcessGroup {
     }
 }
 
-fn dist_error(rank: usize, op: &str) -> Error {
+fn last_error() -> String {
     // SAFETY: the shim keeps a NUL-terminated message per thread.
-    let mut message = unsafe { std::ffi::CStr::from_ptr(byol_last_error()) }.to_string_lossy().into_owned();
-    // Gloo names the peer's address, not its rank; the launcher's output says which one stopped and why.
+    unsafe { std::ffi::CStr::from_ptr(byol_last_error()) }.to_string_lossy().into_owned()
+}
+
+/// Gloo names the peer's address, not its rank: say what a closed connection means.
+fn explain(mut message: String) -> String {
     if ["Connection closed by peer", "Connection reset by peer", "Broken pipe"].iter().any(|s| message.contains(s)) {
         message.push_str(" (another rank stopped: killed, or failed; its own output says which and why)");
     }
-    Error::Distributed { rank, op: op.to_string(), message }
+    message
+}
+
+fn dist_error(rank: usize, op: &str) -> Error {
+    Error::Distributed { rank, op: op.to_string(), message: explain(last_error()) }
 }
