@@ -154,6 +154,19 @@ test.serial('accumulateGradBatches 2 over 2 processes matches DDP with no_sync o
   t.true(w.rel <= TOLERANCE, `${w.name}: ${w.rel}`)
 })
 
+test.serial("the paper's LARS over 2 processes matches DDP with lightly's LARS", async (t) => {
+  const out = path.join(dir, 'lars')
+  const lars = { name: 'LARS', lr: 0.05, momentum: 0.9, weightDecay: 1.5e-6 }
+  const [rank0] = await runRanks(2, out, { batch: 4, steps: 5, lr: 0.05, trainer: { optimizer: lars } })
+  const ref = reference(['ddp-train', '--state', path.join(out, 'init-ours.safetensors'), '--images', images, '--out', path.join(out, 'ref.safetensors'), '--batch', '4', '--steps', '5', '--lr', '0.05', '--optimizer', 'lars'])
+  const lossDiff = Math.max(...rank0.losses.map((l: number, i: number) => Math.abs(l - ref.losses[i])))
+  t.log(`losses of rank 0: max |diff| ${lossDiff.toExponential(2)} over 5 steps`)
+  t.true(lossDiff <= TOLERANCE)
+  const w = worst(loadSafetensors(path.join(out, 'final.safetensors')), loadSafetensors(path.join(out, 'ref.safetensors')))
+  t.log(`worst tensor ${w.name}: ${w.rel.toExponential(2)} of its scale`)
+  t.true(w.rel <= TOLERANCE, `${w.name}: ${w.rel}`)
+})
+
 test.serial('only rank 0 reports progress; every rank ends at the same step', async (t) => {
   const [rank0, rank1] = await runRanks(2, path.join(dir, 'quiet'), { batch: 4, steps: 3, lr: 1e-3 })
   t.is(rank0.losses.length, 3)

@@ -578,7 +578,10 @@ def _ddp_rank(rank, a, port):
             return self.m.training_step((x0, x1), 0, ema=getattr(self.m, "ema", True))
 
     ddp = DistributedDataParallel(Step(model))
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=a.lr)
+    if a.optimizer == "lars":
+        optimizer = make_optimizer(model, {"optimizer": "lars", "lr": a.lr, "momentum": 0.9, "weight_decay": 1.5e-6})
+    else:
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=a.lr)
     dataset = TensorDataset(images)
     sampler = DistributedSampler(dataset, num_replicas=a.world, rank=rank, shuffle=False, drop_last=False)
     loader = DataLoader(dataset, batch_size=a.batch, sampler=sampler)
@@ -659,7 +662,7 @@ def main(argv):
     s = sub.add_parser("ddp-train"); s.add_argument("--state", required=True); s.add_argument("--images", required=True); s.add_argument("--out", required=True)
     s.add_argument("--world", type=int, default=2); s.add_argument("--batch", type=int, default=4); s.add_argument("--steps", type=int, default=5)
     s.add_argument("--lr", type=float, default=1e-3); s.add_argument("--sync-batchnorm", action="store_true")
-    s.add_argument("--accumulate", type=int, default=1)
+    s.add_argument("--accumulate", type=int, default=1); s.add_argument("--optimizer", choices=["sgd", "lars"], default="sgd")
     s = sub.add_parser("bench")
     s.add_argument("--batch", type=int, default=32); s.add_argument("--size", type=int, default=64)
     s.add_argument("--steps", type=int, default=20); s.add_argument("--warmup", type=int, default=3)
