@@ -153,6 +153,14 @@ test('randomSplit gives disjoint subsets of the requested sizes, the same for th
   t.is(t.throws(() => randomSplit(ds, [5, 3]), { instanceOf: RangeError })?.message, "lengths: expected lengths that add up to the dataset's 10 items, got 8")
 })
 
+test('randomSplit takes fractions as torch does: [0.25, 0.25, 0.5] of 10 items is 3, 2 and 5', (t) => {
+  const ds = toyDataset(10)
+  t.deepEqual(randomSplit(ds, [0.25, 0.25, 0.5], { seed: 2 }).map((d) => d.length), [3, 2, 5])
+  const firstPixel = (d: Dataset) => Array.from({ length: d.length }, (_, i) => d.get(i)!.toFloat32Array()[0])
+  t.deepEqual(randomSplit(ds, [0.8, 0.2], { seed: 2 }).map(firstPixel), randomSplit(ds, [8, 2], { seed: 2 }).map(firstPixel))
+  t.is(t.throws(() => randomSplit(ds, [0.5, 0.3]), { instanceOf: RangeError })?.message, 'lengths[0]: expected whole counts, or fractions that add up to 1, got 0.5')
+})
+
 test('a loader without transform normalises the images when asked', async (t) => {
   const loader = new DataLoader(toyDataset(2), { batchSize: 2, shuffle: false, normalize: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] } })
   const plain = new DataLoader(toyDataset(2), { batchSize: 2, shuffle: false })

@@ -279,6 +279,20 @@ test.serial('embed gives eval-mode backbone features; knnAccuracy and linearProb
   t.regex(err!.message, /trainLabels: expected 16 labels/)
 })
 
+test.serial('knnAccuracy caps k at the number of training features and says so', async (t) => {
+  const train = { data: new Float32Array([1, 0, 0, 1, 1, 0.1]), shape: [3, 2] as [number, number] }
+  const test_ = { data: new Float32Array([1, 0.05]), shape: [1, 2] as [number, number] }
+  const warnings: string[] = []
+  const listen = (w: Error) => warnings.push(w.message)
+  process.on('warning', listen)
+  const capped = await knnAccuracy(train, [0, 1, 0], test_, [0], { k: 200 })
+  const three = await knnAccuracy(train, [0, 1, 0], test_, [0], { k: 3 })
+  await new Promise((resolve) => setImmediate(resolve))
+  process.off('warning', listen)
+  t.is(capped, three, 'k=200 over 3 features votes as k=3')
+  t.deepEqual(warnings.filter((w) => w.startsWith('knnAccuracy')), ['knnAccuracy: k=200 is more than the 3 training features; all 3 vote (k is capped at their number)'])
+})
+
 test.serial('kNN evaluation every N epochs during fit reports accuracy', async (t) => {
   const events: TrainingEvent[] = []
   const trainer = new Trainer({ maxEpochs: 2, knnEveryNEpochs: 1 })

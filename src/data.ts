@@ -117,12 +117,15 @@ export function mnist(): TensorDataset {
 
 /**
  * `torch.utils.data.random_split`: disjoint random subsets of the given
- * lengths (which must add up to the dataset's), the same for the same seed.
+ * lengths, the same for the same seed. Lengths are counts that add up to the
+ * dataset's length, or fractions that add up to 1 (`[0.8, 0.2]`), which
+ * become counts as torch makes them (the items left over go one each to the
+ * first subsets).
  */
 export function randomSplit(dataset: Dataset, lengths: readonly number[], options: { seed?: number } = {}): Dataset[] {
   if (!(dataset instanceof Dataset)) throw typeError('dataset', 'a Dataset', dataset)
   if (!Array.isArray(lengths)) throw typeError('lengths', 'an array of lengths', lengths)
-  lengths.forEach((n, k) => checkNumber(`lengths[${k}]`, n, { integer: true, min: 0 }))
+  lengths.forEach((n, k) => checkNumber(`lengths[${k}]`, n, { min: 0 }))
   if (options.seed !== undefined) checkNumber('seed', options.seed, { integer: true, min: 0 })
   return native.randomSplit(dataset.length, [...lengths], options.seed).map((indices) => dataset.subset(indices))
 }

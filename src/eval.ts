@@ -59,6 +59,10 @@ export async function knnAccuracy(
 ): Promise<number> {
   const { a, b, la, lb } = pair(trainFeatures, trainLabels, testFeatures, testLabels)
   const o = checkOptions<KnnOptions>('options', options, { k: { number: { integer: true, min: 1 } }, temperature: { number: { exclusiveMin: 0 } } })
+  const { requested, used } = native.knnNeighbours(o, a.shape[0])
+  if (used < requested) {
+    process.emitWarning(`knnAccuracy: k=${requested} is more than the ${a.shape[0]} training features; all ${used} vote (k is capped at their number)`, 'EvaluationWarning')
+  }
   return native.knnAccuracy(a.data, la, b.data, lb, a.shape[1], o)
 }
 

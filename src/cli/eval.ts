@@ -14,7 +14,9 @@ export function evalCommand() {
       const a = await model.embed(rt.evalLoader(data.train, data.imageSize, f.workers, t))
       const b = await model.embed(rt.evalLoader(data.val, data.imageSize, f.workers, t))
       const knn = await lib.knnAccuracy(a, a.labels, b, b.labels, { k: f.k, temperature: f.temperature })
+      const { native } = await import('../native')
+      const k = native.knnNeighbours({ k: f.k }, a.shape[0]).used
       const probe = await lib.linearProbe(a, a.labels, b, b.labels, { epochs: f.probeEpochs, seed: f.seed })
-      console.log(JSON.stringify({ model: f.model, data: data.name, heldOut: data.val.length, knnAccuracy: knn, linearProbe: probe }))
+      console.log(JSON.stringify({ model: f.model, data: data.name, heldOut: data.val.length, knnAccuracy: knn, k, linearProbe: probe }))
     })
 }

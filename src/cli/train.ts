@@ -220,11 +220,13 @@ export function trainCommand() {
         stopped,
       }
       if (skipped.size) summary['training images'] = `${data.train.length - skipped.size} (${skipped.size} could not be read)`
-      if (finalKnn !== undefined) summary[`kNN accuracy (k=${f.k}, T=${f.temperature}), BYOL`] = rt.pct(finalKnn)
-      if (randomKnn !== undefined) summary[`kNN accuracy (k=${f.k}, T=${f.temperature}), random init`] = rt.pct(randomKnn)
+      // k as it voted: capped at the training images.
+      const k = native.knnNeighbours({ k: f.k }, data.train.length).used
+      if (finalKnn !== undefined) summary[`kNN accuracy (k=${k}, T=${f.temperature}), BYOL`] = rt.pct(finalKnn)
+      if (randomKnn !== undefined) summary[`kNN accuracy (k=${k}, T=${f.temperature}), random init`] = rt.pct(randomKnn)
       writeAtomically(path.join(out, 'report.html'), renderReport(readMetrics(metricsFile), summary))
       if (finalKnn !== undefined) {
-        console.log(`\nkNN accuracy on ${data.val.length} held-out images (weighted kNN, k=${f.k}, T=${f.temperature}):`)
+        console.log(`\nkNN accuracy on ${data.val.length} held-out images (weighted kNN, k=${k}, T=${f.temperature}):`)
         console.log(`  BYOL backbone after ${model.globalStep} steps: ${rt.pct(finalKnn)}`)
         if (randomKnn !== undefined) console.log(`  the same backbone at random initialisation: ${rt.pct(randomKnn)}`)
       }

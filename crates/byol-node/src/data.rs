@@ -167,9 +167,9 @@ pub fn save_image(env: &Env, image: &NativeTensor, path: String) -> Result<()> {
 
 /// The indices of each subset of `torch.utils.data.random_split`.
 #[napi]
-pub fn random_split(env: &Env, total: u32, lengths: Vec<u32>, seed: Option<i64>) -> Result<Vec<Vec<u32>>> {
+pub fn random_split(env: &Env, total: u32, lengths: Vec<f64>, seed: Option<i64>) -> Result<Vec<Vec<u32>>> {
     let seed = seed.map(|s| u64::try_from(s).map_err(|_| byol::Error::range("seed", "an integer >= 0", s))).transpose().or_throw(env)?;
-    let lengths: Vec<usize> = lengths.into_iter().map(|n| n as usize).collect();
+    let lengths = byol::data::split_lengths(total as usize, &lengths).or_throw(env)?;
     let parts = byol::data::random_split(total as usize, &lengths, seed).or_throw(env)?;
     Ok(parts.into_iter().map(|p| p.into_iter().map(|i| i as u32).collect()).collect())
 }

@@ -89,6 +89,19 @@ pub fn knn_accuracy<'env>(
     worker::spawn(env, "knn", tch::get_num_threads(), work, |_, accuracy| Ok(accuracy))
 }
 
+/// The neighbours kNN asks for and those that vote among `rows` training features (k capped at `rows`).
+#[napi(object)]
+pub struct KnnNeighbours {
+    pub requested: i64,
+    pub used: i64,
+}
+
+#[napi]
+pub fn knn_neighbours(options: KnnOptions, rows: u32) -> KnnNeighbours {
+    let config = KnnConfig::from(options);
+    KnnNeighbours { requested: config.k, used: config.neighbours(i64::from(rows)) }
+}
+
 #[napi(object)]
 pub struct ProbeResult {
     pub train_accuracy: f64,

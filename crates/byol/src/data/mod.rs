@@ -8,4 +8,4 @@ pub mod split;
 pub use dataset::{Dataset, Sample, Subset, TensorDataset};
 pub use image::{decode_image, save_png};
 pub use image_folder::ImageFolder;
-pub use split::random_split;
+pub use split::{random_split, split_lengths};

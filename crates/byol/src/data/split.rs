@@ -41,9 +41,51 @@ pub fn random_split(total: usize, lengths: &[usize], seed: Option<u64>) -> Resul
         .collect())
 }
 
+/// `random_split`'s `lengths` as counts: whole numbers that add up to
+/// `total`, or fractions that add up to 1, as torch accepts them (each
+/// fraction's floor of `total`, then one more item to the first subsets, round
+/// robin, until all are placed).
+pub fn split_lengths(total: usize, lengths: &[f64]) -> Result<Vec<usize>> {
+    if let Some((i, bad)) = lengths.iter().enumerate().find(|(_, l)| !(l.is_finite() && **l >= 0.0)) {
+        return Err(Error::range(format!("lengths[{i}]"), "a count or a fraction >= 0", bad));
+    }
+    let sum: f64 = lengths.iter().sum();
+    // torch's test: math.isclose(sum(lengths), 1) and sum(lengths) <= 1.
+    let fractions = (sum - 1.0).abs() <= 1e-9 && sum <= 1.0;
+    if !fractions {
+        if let Some((i, bad)) = lengths.iter().enumerate().find(|(_, l)| l.fract() != 0.0) {
+            return Err(Error::range(format!("lengths[{i}]"), "whole counts, or fractions that add up to 1", bad));
+        }
+        return Ok(lengths.iter().map(|l| *l as usize).collect());
+    }
+    let mut counts: Vec<usize> = lengths.iter().map(|f| (f * total as f64).floor() as usize).collect();
+    let placed: usize = counts.iter().sum();
+    for i in 0..total.saturating_sub(placed) {
+        let n = counts.len();
+        counts[i % n] += 1;
+    }
+    Ok(counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fractions_become_counts_as_torch_makes_them() {
+        // torch.utils.data.random_split(range(10), [0.25, 0.25, 0.5]) gives 3, 2
+        // and 5 items; [0.34, 0.33, 0.33] gives 4, 3, 3.
+        assert_eq!(split_lengths(10, &[0.25, 0.25, 0.5]).ok(), Some(vec![3, 2, 5]));
+        assert_eq!(split_lengths(10, &[0.34, 0.33, 0.33]).ok(), Some(vec![4, 3, 3]));
+        assert_eq!(split_lengths(100, &[0.8, 0.2]).ok(), Some(vec![80, 20]));
+        assert_eq!(split_lengths(10, &[7.0, 3.0]).ok(), Some(vec![7, 3]));
+    }
+
+    #[test]
+    fn a_fraction_in_lengths_that_do_not_add_up_to_1_is_an_error_naming_it() {
+        let e = split_lengths(10, &[0.5, 0.3]).err();
+        assert_eq!(e.as_ref().and_then(|e| e.argument()), Some("lengths[0]"));
+    }
 
     #[test]
     fn the_subsets_are_disjoint_and_cover_the_dataset() {

@@ -12,6 +12,14 @@ pub struct KnnConfig {
     pub temperature: f64,
 }
 
+impl KnnConfig {
+    /// The neighbours that vote among `rows` training features: `k`, capped
+    /// at `rows` (what `knn_accuracy` uses).
+    pub fn neighbours(&self, rows: i64) -> i64 {
+        self.k.min(rows).max(1)
+    }
+}
+
 impl Default for KnnConfig {
     fn default() -> Self {
         Self { k: 200, temperature: 0.1 }
@@ -58,7 +66,7 @@ pub fn knn_accuracy(train: &Tensor, train_labels: &[i64], test: &Tensor, test_la
     let train_n = normalized(train)?;
     let test_n = normalized(test)?;
     let train_y = Tensor::from_slice(train_labels);
-    let k = k.min(train.size()[0]);
+    let k = config.neighbours(train.size()[0]);
     let mut correct = 0i64;
     let rows = test.size()[0];
     let chunk = 256;

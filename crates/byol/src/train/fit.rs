@@ -452,5 +452,9 @@ pub fn evaluate_knn(m: &mut Byol, knn: &KnnEval, warn: &mut dyn FnMut(String)) -
     for item in train.skipped.iter().chain(&test.skipped) {
         warn(format!("kNN evaluation skipped an unreadable image: {item}"));
     }
+    let rows = train.features.size()[0];
+    if knn.config.neighbours(rows) < knn.config.k {
+        warn(format!("kNN: k={} is more than the {rows} training images; all {rows} vote (k is capped at their number)", knn.config.k));
+    }
     knn_accuracy(&train.features, &train.labels, &test.features, &test.labels, &knn.config)
 }
