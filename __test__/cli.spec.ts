@@ -60,6 +60,22 @@ test.serial('eval and embed read the trained model', (t) => {
   t.regex(m.stdout, /wrote 24 x 512 features/)
 })
 
+test.serial('embed --out x.npy writes what numpy reads: the same features and labels as the safetensors, and the files in order', (t) => {
+  const model = path.join(out, 'model.safetensors')
+  const npy = path.join(out, 'features.npy')
+  const m = run(['embed', '--model', model, '--data', images, '--image-size', '32', '--out', npy, '--workers', '1'])
+  t.is(m.status, 0, m.stderr)
+  t.regex(m.stdout, /wrote 24 x 512 features to .*features\.npy, labels to .*features\.labels\.npy, files to .*features\.paths\.txt/)
+  const check = reference(['npy-check', '--npy', npy, '--safetensors', path.join(out, 'features.safetensors')])
+  t.deepEqual(check.shape, [24, 512])
+  t.is(check.dtype, 'float32')
+  t.is(check.max_diff, 0)
+  t.true(check.labels_equal)
+  const paths = fs.readFileSync(path.join(out, 'features.paths.txt'), 'utf8').trim().split('\n')
+  t.is(paths.length, 24)
+  t.true(paths.every((p) => p.startsWith(images) && /\.(jpg|png)$/.test(p)))
+})
+
 test.serial('a bad flag is refused with a message naming it', (t) => {
   const r = run(['train', '--max-steps', '0'])
   t.is(r.status, 1)

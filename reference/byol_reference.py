@@ -634,6 +634,18 @@ def cmd_ddp_train(a):
         print(json.dumps(json.load(f)))
 
 
+def cmd_npy_check(a):
+    """What numpy reads from byol-torch's .npy embeddings, against its safetensors ones."""
+    import numpy as np
+
+    features = np.load(a.npy)
+    labels = np.load(a.npy[: -len(".npy")] + ".labels.npy")
+    ref = load_file(a.safetensors)
+    print(json.dumps({"shape": list(features.shape), "dtype": str(features.dtype),
+                      "max_diff": float(np.abs(features - ref["features"].numpy()).max()),
+                      "labels_equal": bool((labels == ref["labels"].numpy()).all())}))
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -663,6 +675,7 @@ def main(argv):
     s.add_argument("--world", type=int, default=2); s.add_argument("--batch", type=int, default=4); s.add_argument("--steps", type=int, default=5)
     s.add_argument("--lr", type=float, default=1e-3); s.add_argument("--sync-batchnorm", action="store_true")
     s.add_argument("--accumulate", type=int, default=1); s.add_argument("--optimizer", choices=["sgd", "lars"], default="sgd")
+    s = sub.add_parser("npy-check"); s.add_argument("--npy", required=True); s.add_argument("--safetensors", required=True)
     s = sub.add_parser("bench")
     s.add_argument("--batch", type=int, default=32); s.add_argument("--size", type=int, default=64)
     s.add_argument("--steps", type=int, default=20); s.add_argument("--warmup", type=int, default=3)
@@ -671,7 +684,7 @@ def main(argv):
     {"init": cmd_init, "run": cmd_run, "torchvision": cmd_torchvision, "load-check": cmd_load_check,
      "schedule": cmd_schedule, "torchscript": cmd_torchscript, "transforms": cmd_transforms, "make-images": cmd_make_images, "bench-images": cmd_bench_images, "bench-data": cmd_bench_data, "bench": cmd_bench,
      "train": cmd_train, "bench-train": cmd_bench_train, "export-check": cmd_export_check, "knn": cmd_knn,
-     "ddp-train": cmd_ddp_train}[a.cmd](a)
+     "ddp-train": cmd_ddp_train, "npy-check": cmd_npy_check}[a.cmd](a)
 
 
 if __name__ == "__main__":

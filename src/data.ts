@@ -25,6 +25,11 @@ export class Dataset {
     return this.native.length
   }
 
+  /** The file of each item, for datasets of files (`ImageFolder` and its subsets); null otherwise. */
+  get paths(): string[] | null {
+    return this.native.paths ?? null
+  }
+
   /** Class names, for an `ImageFolder` (sorted sub-folder names). */
   get classes(): string[] {
     return this.native.classes

@@ -28,6 +28,7 @@ export {
   resnet50,
   loadSafetensors,
   saveSafetensors,
+  saveNpy,
 } from './modules'
 export type { StateDict, Block, NonLinearity, ModuleOptions, ResNetOptions } from './modules'
 export { BYOL, cosineSchedule, updateMomentum, deactivateRequiresGrad } from './byol'

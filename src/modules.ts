@@ -41,6 +41,13 @@ export function saveSafetensors(dict: StateDict, path: string): void {
   toNativeDict(dict).save(path)
 }
 
+/** Writes a float32 or int64 tensor as NumPy's `.npy` (`numpy.load(path)`), atomically. */
+export function saveNpy(tensor: Tensor, path: string): void {
+  if (!(tensor instanceof Tensor)) throw typeError('tensor', 'a Tensor', tensor)
+  if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
+  native.saveNpy(tensor.native, path)
+}
+
 export interface ModuleOptions {
   /** Where the parameters live. Default: the CPU. */
   device?: DeviceName

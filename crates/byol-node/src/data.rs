@@ -54,6 +54,12 @@ impl NativeDataset {
         self.classes.clone()
     }
 
+    /// The file of each item, for datasets of files (`ImageFolder` and its subsets); null otherwise.
+    #[napi(getter)]
+    pub fn paths(&self) -> Option<Vec<String>> {
+        (0..self.inner.len()).map(|i| self.inner.path(i).map(|p| p.display().to_string())).collect()
+    }
+
     /// Item `index` as `[3, H, W]` uint8; null if it cannot be read.
     #[napi]
     pub fn get(&self, env: &Env, index: u32) -> Result<Option<NativeTensor>> {
@@ -163,6 +169,12 @@ impl NativeDataLoader {
 #[napi]
 pub fn save_image(env: &Env, image: &NativeTensor, path: String) -> Result<()> {
     image.get().and_then(|x| byol::data::save_png(x, Path::new(&path))).or_throw(env)
+}
+
+/// Writes a float32 or int64 tensor as NumPy's `.npy`, atomically.
+#[napi]
+pub fn save_npy(env: &Env, tensor: &NativeTensor, path: String) -> Result<()> {
+    tensor.get().and_then(|t| byol::tensor::save_npy(t, Path::new(&path))).or_throw(env)
 }
 
 /// The indices of each subset of `torch.utils.data.random_split`.

@@ -29,6 +29,10 @@ pub trait Dataset: Send + Sync {
     fn describe(&self, index: usize) -> String {
         format!("item {index}")
     }
+    /// The file item `index` is read from, for datasets of files.
+    fn path(&self, _index: usize) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// Images already in memory, kept as uint8 `[N, C, H, W]` bytes (C in {1, 3})
@@ -114,5 +118,8 @@ impl Dataset for Subset {
     }
     fn describe(&self, index: usize) -> String {
         self.inner.describe(self.indices[index])
+    }
+    fn path(&self, index: usize) -> Option<std::path::PathBuf> {
+        self.inner.path(self.indices[index])
     }
 }

@@ -70,4 +70,7 @@ impl Dataset for ImageFolder {
     fn describe(&self, index: usize) -> String {
         self.files[index].0.display().to_string()
     }
+    fn path(&self, index: usize) -> Option<std::path::PathBuf> {
+        Some(self.files[index].0.clone())
+    }
 }

@@ -79,6 +79,32 @@ pub fn save_safetensors(tensors: &[(String, Tensor)], metadata: Option<HashMap<S
     write_atomically(path, &bytes)
 }
 
+/// Writes `t` as NumPy's `.npy` (float32 or int64; `numpy.load` reads it),
+/// atomically as `save_safetensors`.
+pub fn save_npy(t: &Tensor, path: &Path) -> Result<()> {
+    use npyz::WriterBuilder;
+    let t = t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?;
+    let shape: Vec<u64> = t.size().iter().map(|&d| d as u64).collect();
+    let mut bytes = Vec::new();
+    let cannot = |e: std::io::Error| Error::file(path, format!("cannot serialise: {e}"));
+    match t.f_kind()? {
+        Kind::Float => {
+            let values = Vec::<f32>::try_from(t.f_flatten(0, -1)?)?;
+            let mut w = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut bytes).begin_nd().map_err(cannot)?;
+            w.extend(values).map_err(cannot)?;
+            w.finish().map_err(cannot)?;
+        }
+        Kind::Int64 => {
+            let values = Vec::<i64>::try_from(t.f_flatten(0, -1)?)?;
+            let mut w = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut bytes).begin_nd().map_err(cannot)?;
+            w.extend(values).map_err(cannot)?;
+            w.finish().map_err(cannot)?;
+        }
+        other => return Err(Error::invalid("tensor", "a float32 or int64 tensor for .npy", format!("{other:?}"))),
+    }
+    write_atomically(path, &bytes)
+}
+
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = match path.parent() {
