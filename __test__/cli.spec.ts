@@ -47,6 +47,17 @@ test.serial('train writes the model, the backbone, metrics.jsonl, a report with 
   t.false(/<script|https?:\/\//.test(html), 'self-contained: no scripts, nothing fetched')
 })
 
+test.serial('byol-torch report draws the same report as training did: summary, settings, view pairs and curves', (t) => {
+  const again = path.join(out, 'again.html')
+  const r = run(['report', path.join(out, 'metrics.jsonl'), '--out', again])
+  t.is(r.status, 0, r.stderr)
+  const original = fs.readFileSync(path.join(out, 'report.html'), 'utf8')
+  t.is(fs.readFileSync(again, 'utf8'), original)
+  t.regex(original, /<th>backbone<\/th><td>resnet18, width 64, ImageNet stem/)
+  t.regex(original, /<th>hiddenDim<\/th><td>32<\/td>/, 'the settings table')
+  t.regex(original, /<img alt="augmented view pairs" src="data:image\/png;base64,/)
+})
+
 test.serial('eval and embed read the trained model', (t) => {
   const model = path.join(out, 'model.safetensors')
   const e = run(['eval', '--model', model, '--data', images, '--image-size', '32', '--k', '5', '--probe-epochs', '2', '--workers', '1'])

@@ -10,7 +10,7 @@ export function reportCommand() {
     .option('--out <file>', 'report to write (default: report.html beside the metrics)')
     .action((metrics, f) => {
       const out = f.out ?? path.join(path.dirname(metrics), 'report.html')
-      writeAtomically(out, renderReport(readMetrics(metrics), { metrics: path.resolve(metrics) }))
+      writeAtomically(out, renderReport(readMetrics(metrics)))
       console.log(`wrote ${out}`)
     })
 }

@@ -3,8 +3,11 @@
  * libtorch), the dataset named by `--data` with its held-out split, and the
  * loaders and kNN evaluation the commands use. Commands import this lazily.
  */
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
 import { coresPerProcess } from './launch'
-import { BYOL, BYOLTransform, DataLoader, Dataset, ImageFolder, knnAccuracy, mnist, randomSplit, setNumThreads } from '../index'
+import { BYOL, BYOLTransform, DataLoader, Dataset, ImageFolder, knnAccuracy, mnist, randomSplit, saveImage, setNumThreads, Tensor } from '../index'
 import type { DeviceName } from '../tensor'
 import { mnistViews } from '../presets'
 import type { DataFlags } from './options'
@@ -62,9 +65,44 @@ export async function knnOf(model: BYOL, train: DataLoader, val: DataLoader, k: 
 
 export const pct = (v: number): string => `${(100 * v).toFixed(1)}%`
 
-export const duration = (s: number): string =>
-  Number.isFinite(s)
-    ? s >= 3600
-      ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
-      : `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`
-    : '?'
+export { duration } from './html-report'
+
+/**
+ * A grid of `count` augmented view pairs of the first images of `ds` (each
+ * column one image: view 1 above view 2, un-normalised for display), as a
+ * base64 PNG for the report.
+ */
+export async function viewPairsPng(ds: Dataset, size: number, transform: BYOLTransform, count = 8): Promise<string | null> {
+  const n = Math.min(count, ds.length)
+  if (n === 0) return null
+  const loader = new DataLoader(ds.subset([...Array(n).keys()]), { batchSize: n, shuffle: false, imageSize: size, numWorkers: 1 })
+  for await (const [x] of loader) {
+    const [a, b] = transform.apply(x)
+    const [k, c, h, w] = a.shape
+    const norm = transform.normalization
+    const gap = 2
+    const H = 2 * h + gap
+    const W = k * (w + gap) - gap
+    const grid = new Float32Array(c * H * W).fill(1)
+    for (const [row, view] of [a, b].entries()) {
+      const v = view.toFloat32Array()
+      for (let i = 0; i < k; i++)
+        for (let ch = 0; ch < c; ch++)
+          for (let y = 0; y < h; y++)
+            for (let xx = 0; xx < w; xx++) {
+              const value = v[((i * c + ch) * h + y) * w + xx]
+              const shown = norm ? value * norm.std[ch % norm.std.length] + norm.mean[ch % norm.mean.length] : value
+              grid[(ch * H + row * (h + gap) + y) * W + i * (w + gap) + xx] = Math.min(1, Math.max(0, shown))
+            }
+    }
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byol-views-'))
+    try {
+      const file = path.join(dir, 'views.png')
+      saveImage(Tensor.fromTypedArray(grid, [c, H, W]), file)
+      return fs.readFileSync(file).toString('base64')
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  return null
+}

@@ -132,6 +132,12 @@ export function trainCommand() {
         `byol-torch train: ${data.name}, ${data.train.length} ${data.digits ? 'images' : 'image files'} for training, ${data.val.length} held out for kNN; ${f.backbone} (width ${f.width}${f.smallInputs ? ', small-input stem' : ''}), batch ${f.batchSize}, ${data.imageSize}x${data.imageSize}, recipe ${f.recipe}, ${f.device}, ${f.precision === '32' ? 'float32' : f.precision}, ${threads} thread${threads === 1 ? '' : 's'}`,
       )
       if (lead) console.log(`run folder: ${out}`)
+      // What the report shows besides the curves: every setting of this session, and what its views look like.
+      log({ kind: 'settings', options: { ...f, out, threads, worldSize: Number(process.env.WORLD_SIZE ?? 1) } })
+      if (lead) {
+        const png = await rt.viewPairsPng(data.train, data.imageSize, transform)
+        if (png) log({ kind: 'views', png })
+      }
 
       let randomKnn: number | undefined
       let lastKnn: { step: number; accuracy: number } | undefined
@@ -212,11 +218,10 @@ export function trainCommand() {
       model.exportBackbone(path.join(out, 'backbone.safetensors'))
       const summary: Record<string, string | number> = {
         data: data.name,
-        backbone: f.backbone,
+        backbone: `${f.backbone}, width ${f.width}, ${f.smallInputs ? 'small-input stem (3x3 conv, no max-pool)' : 'ImageNet stem (7x7 conv, max-pool)'}`,
         recipe: f.recipe,
         'optimizer steps': model.globalStep,
         epochs: model.currentEpoch,
-        'training time': rt.duration(seconds),
         stopped,
       }
       if (skipped.size) summary['training images'] = `${data.train.length - skipped.size} (${skipped.size} could not be read)`
@@ -224,7 +229,9 @@ export function trainCommand() {
       const k = native.knnNeighbours({ k: f.k }, data.train.length).used
       if (finalKnn !== undefined) summary[`kNN accuracy (k=${k}, T=${f.temperature}), BYOL`] = rt.pct(finalKnn)
       if (randomKnn !== undefined) summary[`kNN accuracy (k=${k}, T=${f.temperature}), random init`] = rt.pct(randomKnn)
-      writeAtomically(path.join(out, 'report.html'), renderReport(readMetrics(metricsFile), summary))
+      log({ kind: 'session', seconds })
+      log({ kind: 'summary', rows: summary })
+      writeAtomically(path.join(out, 'report.html'), renderReport(readMetrics(metricsFile)))
       if (finalKnn !== undefined) {
         console.log(`\nkNN accuracy on ${data.val.length} held-out images (weighted kNN, k=${k}, T=${f.temperature}):`)
         console.log(`  BYOL backbone after ${model.globalStep} steps: ${rt.pct(finalKnn)}`)
