@@ -5,6 +5,7 @@ import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import { randn, saveSafetensors } from '../src/index'
 import { reference, root, tmpdir } from './helpers'
 
 const cli = path.join(root, 'dist', 'cli', 'index.js')
@@ -21,7 +22,7 @@ test.before(() => {
 test.serial('every subcommand has --help listing its flags', (t) => {
   const top = run(['--help'])
   t.is(top.status, 0)
-  for (const c of ['train', 'embed', 'eval', 'report', 'doctor']) t.regex(top.stdout, new RegExp(c))
+  for (const c of ['train', 'embed', 'eval', 'export', 'report', 'doctor']) t.regex(top.stdout, new RegExp(c))
   const train = run(['train', '--help']).stdout
   for (const flag of ['--max-epochs', '--max-steps', '--device', '--precision', '--log-every-n-steps', '--checkpoint-dir', '--checkpoint-every-n-steps', '--seed', '--recipe', '--optimizer', '--lr', '--weight-decay', '--nesterov', '--warmup-epochs', '--lr-schedule', '--knn-every-n-epochs', '--resume']) {
     t.true(train.includes(flag), flag)
@@ -85,6 +86,15 @@ test.serial('embed --out x.npy writes what numpy reads: the same features and la
   const paths = fs.readFileSync(path.join(out, 'features.paths.txt'), 'utf8').trim().split('\n')
   t.is(paths.length, 24)
   t.true(paths.every((p) => p.startsWith(images) && /\.(jpg|png)$/.test(p)))
+})
+
+test.serial('export --format torchscript writes a module torch.jit.load runs on the run\'s image size', (t) => {
+  const pt = path.join(out, 'backbone.pt')
+  const r = run(['export', '--model', path.join(out, 'model.safetensors'), '--format', 'torchscript', '--image-size', '32', '--out', pt])
+  t.is(r.status, 0, r.stderr)
+  const inputs = path.join(out, 'jit-x.safetensors')
+  saveSafetensors({ x: randn([2, 3, 32, 32], { seed: 1 }) }, inputs)
+  t.deepEqual(reference(['jit-check', '--module', pt, '--inputs', inputs, '--out', path.join(out, 'jit-y.safetensors')]).shape, [2, 512, 1, 1])
 })
 
 test.serial('a bad flag is refused with a message naming it', (t) => {

@@ -8,10 +8,13 @@
 import test from 'ava'
 import * as path from 'node:path'
 import {
+  Backbone,
   BYOL,
   DataLoader,
   knnAccuracy,
   loadSafetensors,
+  randn,
+  resnet18,
   saveSafetensors,
   setNumThreads,
   Tensor,
@@ -133,6 +136,23 @@ test.serial('an exported backbone loads into torchvision resnet18 (strict=False)
   const { diff, scale } = maxDiff(Tensor.fromTypedArray(ours.data, [...ours.shape]), theirs)
   t.log(`features: max |diff| ${diff.toExponential(2)} (scale ${scale.toExponential(2)})`)
   t.true(diff <= 1e-5 * scale)
+})
+
+test.serial('exportTorchScript writes what torch.jit.load runs, and Backbone.fromTorchScript loads back: the features of backbone.forward', async (t) => {
+  const model = new BYOL({ seed: 5, backbone: resnet18({ width: 16, smallInputs: true, seed: 5 }) })
+  model.eval()
+  const x = randn([3, 3, 32, 32], { seed: 2 })
+  saveSafetensors({ x }, file('jit-inputs.safetensors'))
+  const ours = model.backbone.forward(x)
+  model.exportTorchScript(file('backbone.pt'), { example: [1, 3, 32, 32] })
+  t.deepEqual(reference(['jit-check', '--module', file('backbone.pt'), '--inputs', file('jit-inputs.safetensors'), '--out', file('jit-out.safetensors')]).shape, [3, 16 * 8, 1, 1])
+  const torch = maxDiff(loadSafetensors(file('jit-out.safetensors')).y, ours)
+  const back = maxDiff(Backbone.fromTorchScript(file('backbone.pt')).forward(x), ours)
+  t.log(`torch.jit.load: max |diff| ${torch.diff.toExponential(2)}; Backbone.fromTorchScript: ${back.diff.toExponential(2)} (scale ${torch.scale.toExponential(2)})`)
+  t.true(torch.diff <= 1e-5 * torch.scale)
+  t.true(back.diff <= 1e-5 * back.scale)
+  model.exportTorchScript(file('projection.pt'), { example: [1, 3, 32, 32], projectionHead: true })
+  t.deepEqual(reference(['jit-check', '--module', file('projection.pt'), '--inputs', file('jit-inputs.safetensors'), '--out', file('jit-out.safetensors')]).shape, [3, 256])
 })
 
 test.serial("knnAccuracy matches lightly's knn_predict", async (t) => {

@@ -634,6 +634,16 @@ def cmd_ddp_train(a):
         print(json.dumps(json.load(f)))
 
 
+def cmd_jit_check(a):
+    """Runs a TorchScript file byol-torch exported on `x` with torch.jit.load."""
+    module = torch.jit.load(a.module)
+    module.eval()
+    with torch.no_grad():
+        y = module(load_file(a.inputs)["x"])
+    save_file({"y": y.contiguous()}, a.out)
+    print(json.dumps({"shape": list(y.shape)}))
+
+
 def cmd_npy_check(a):
     """What numpy reads from byol-torch's .npy embeddings, against its safetensors ones."""
     import numpy as np
@@ -675,6 +685,7 @@ def main(argv):
     s.add_argument("--world", type=int, default=2); s.add_argument("--batch", type=int, default=4); s.add_argument("--steps", type=int, default=5)
     s.add_argument("--lr", type=float, default=1e-3); s.add_argument("--sync-batchnorm", action="store_true")
     s.add_argument("--accumulate", type=int, default=1); s.add_argument("--optimizer", choices=["sgd", "lars"], default="sgd")
+    s = sub.add_parser("jit-check"); s.add_argument("--module", required=True); s.add_argument("--inputs", required=True); s.add_argument("--out", required=True)
     s = sub.add_parser("npy-check"); s.add_argument("--npy", required=True); s.add_argument("--safetensors", required=True)
     s = sub.add_parser("bench")
     s.add_argument("--batch", type=int, default=32); s.add_argument("--size", type=int, default=64)
@@ -684,7 +695,7 @@ def main(argv):
     {"init": cmd_init, "run": cmd_run, "torchvision": cmd_torchvision, "load-check": cmd_load_check,
      "schedule": cmd_schedule, "torchscript": cmd_torchscript, "transforms": cmd_transforms, "make-images": cmd_make_images, "bench-images": cmd_bench_images, "bench-data": cmd_bench_data, "bench": cmd_bench,
      "train": cmd_train, "bench-train": cmd_bench_train, "export-check": cmd_export_check, "knn": cmd_knn,
-     "ddp-train": cmd_ddp_train, "npy-check": cmd_npy_check}[a.cmd](a)
+     "ddp-train": cmd_ddp_train, "npy-check": cmd_npy_check, "jit-check": cmd_jit_check}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -244,6 +244,25 @@ export class BYOL extends ModuleBase {
   }
 
   /**
+   * Writes the trained backbone as TorchScript, traced from its forward in
+   * evaluation mode on a batch of shape `example` (`[1, 3, H, W]`): no Python
+   * class is needed to run it. In PyTorch `torch.jit.load(path)(x)`; in C++
+   * `torch::jit::load(path)`; `torch.onnx.export` turns it into ONNX. With
+   * `projectionHead: true` the module is the backbone then the projection
+   * head (the features BYOL's loss sees); default `false`. Here, `Backbone.fromTorchScript(path)`
+   * loads it back.
+   */
+  exportTorchScript(path: string, options: { example: readonly number[]; projectionHead?: boolean }): void {
+    if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
+    if (options === null || typeof options !== 'object') throw typeError('options', '{ example: [N, C, H, W] }', options)
+    const { example, projectionHead } = options
+    if (!Array.isArray(example) || example.length !== 4) throw typeError('example', 'a batch shape [N, C, H, W]', example)
+    example.forEach((d, i) => checkNumber(`example[${i}]`, d, { integer: true, min: 1 }))
+    if (projectionHead !== undefined && typeof projectionHead !== 'boolean') throw typeError('projectionHead', 'a boolean', projectionHead)
+    this.native.exportTorchScript(path, [...example], projectionHead)
+  }
+
+  /**
    * Writes the trained backbone as safetensors with torchvision's keys
    * (`conv1.weight`, `layer1.0.bn1.weight`, ...), atomically. In PyTorch:
    * `resnet18().load_state_dict(load_file(path), strict=False)` (only `fc` is missing).

@@ -9,6 +9,7 @@ import { Command } from '@commander-js/extra-typings'
 import { doctorCommand } from './doctor'
 import { embedCommand } from './embed'
 import { evalCommand } from './eval'
+import { exportCommand } from './export'
 import { reportCommand } from './report'
 import { trainCommand } from './train'
 
@@ -19,6 +20,7 @@ export function program() {
     .addCommand(trainCommand())
     .addCommand(embedCommand())
     .addCommand(evalCommand())
+    .addCommand(exportCommand())
     .addCommand(reportCommand())
     .addCommand(doctorCommand())
 }

@@ -221,6 +221,14 @@ impl NativeByol {
         self.with(env, |m| m.export_backbone(Path::new(&path)))
     }
 
+    /// Traces the backbone (and with `projection_head`, the projection head after it) on a batch of shape `example` and writes it as TorchScript, atomically.
+    #[napi]
+    pub fn export_torch_script(&self, env: &Env, path: String, example: Vec<i64>, projection_head: Option<bool>) -> Result<()> {
+        let d = byol::model::TorchScriptOptions::default();
+        let options = byol::model::TorchScriptOptions { projection_head: projection_head.unwrap_or(d.projection_head) };
+        self.with(env, |m| m.export_torchscript(Path::new(&path), &example, options))
+    }
+
     #[napi]
     pub fn save(&self, env: &Env, path: String) -> Result<()> {
         self.with(env, |m| m.save(Path::new(&path)))

@@ -2,6 +2,7 @@
 //! loss, the training step, and its state in files. Builds on `nn`, `optim`
 //! and `tensor`.
 pub mod byol;
+pub mod export;
 pub mod loss;
 pub mod momentum;
 pub mod schedule;
@@ -9,6 +10,7 @@ pub mod state;
 pub mod step;
 
 pub use byol::{BackboneSpec, Byol, ByolConfig, Part, BASE_MOMENTUM, DEFAULT_LEARNING_RATE, DEFAULT_SCHEDULE};
+pub use export::TorchScriptOptions;
 pub use loss::{negative_cosine_similarity, LossForm};
 pub use momentum::{deactivate_requires_grad, update_momentum, update_momentum_tensors};
 pub use schedule::{cosine_schedule, MomentumSchedule, Scheduled};
