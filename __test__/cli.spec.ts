@@ -59,6 +59,18 @@ test.serial('byol-torch report draws the same report as training did: summary, s
   t.regex(original, /<img alt="augmented view pairs" src="data:image\/png;base64,/)
 })
 
+test.serial('train writes TensorBoard event files: the scalars of metrics.jsonl under Lightning\'s names, the hyperparameters and the view pairs', (t) => {
+  const tb = reference(['tb-read', '--dir', out])
+  const metrics = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  const steps = metrics.filter((m) => m.kind === 'step')
+  t.deepEqual(Object.keys(tb.scalars).sort(), ['images_per_second', 'knn_accuracy', 'knn_accuracy_random_init', 'lr', 'momentum', 'projection_std', 'train_loss', 'train_loss_epoch'])
+  t.deepEqual(tb.scalars.train_loss.map(([s]: number[]) => s), steps.map((m) => m.step))
+  tb.scalars.train_loss.forEach(([, v]: number[], i: number) => t.true(Math.abs(v - steps[i].loss) <= 1e-6 * Math.max(1, Math.abs(steps[i].loss)), `step ${steps[i].step}`))
+  tb.scalars.lr.forEach(([, v]: number[], i: number) => t.true(Math.abs(v - steps[i].learningRate) <= 1e-6 * steps[i].learningRate))
+  t.regex(tb.texts.hparams, /\| batchSize \| 8 \|/)
+  t.deepEqual(Object.keys(tb.images), ['augmented_view_pairs'])
+})
+
 test.serial('eval and embed read the trained model', (t) => {
   const model = path.join(out, 'model.safetensors')
   const e = run(['eval', '--model', model, '--data', images, '--image-size', '32', '--k', '5', '--probe-epochs', '2', '--workers', '1'])

@@ -644,6 +644,19 @@ def cmd_jit_check(a):
     print(json.dumps({"shape": list(y.shape)}))
 
 
+def cmd_tb_read(a):
+    """What TensorBoard reads from a run folder: every scalar series, and the image and text tags."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(a.dir, size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    scalars = {t: [[e.step, e.value] for e in acc.Scalars(t)] for t in tags["scalars"]}
+    texts = {t: acc.Tensors(t)[0].tensor_proto.string_val[0].decode() for t in tags["tensors"]}
+    images = {t: [acc.Images(t)[0].width, acc.Images(t)[0].height] for t in tags["images"]}
+    print(json.dumps({"scalars": scalars, "texts": texts, "images": images}))
+
+
 def cmd_npy_check(a):
     """What numpy reads from byol-torch's .npy embeddings, against its safetensors ones."""
     import numpy as np
@@ -686,6 +699,7 @@ def main(argv):
     s.add_argument("--lr", type=float, default=1e-3); s.add_argument("--sync-batchnorm", action="store_true")
     s.add_argument("--accumulate", type=int, default=1); s.add_argument("--optimizer", choices=["sgd", "lars"], default="sgd")
     s = sub.add_parser("jit-check"); s.add_argument("--module", required=True); s.add_argument("--inputs", required=True); s.add_argument("--out", required=True)
+    s = sub.add_parser("tb-read"); s.add_argument("--dir", required=True)
     s = sub.add_parser("npy-check"); s.add_argument("--npy", required=True); s.add_argument("--safetensors", required=True)
     s = sub.add_parser("bench")
     s.add_argument("--batch", type=int, default=32); s.add_argument("--size", type=int, default=64)
@@ -695,7 +709,7 @@ def main(argv):
     {"init": cmd_init, "run": cmd_run, "torchvision": cmd_torchvision, "load-check": cmd_load_check,
      "schedule": cmd_schedule, "torchscript": cmd_torchscript, "transforms": cmd_transforms, "make-images": cmd_make_images, "bench-images": cmd_bench_images, "bench-data": cmd_bench_data, "bench": cmd_bench,
      "train": cmd_train, "bench-train": cmd_bench_train, "export-check": cmd_export_check, "knn": cmd_knn,
-     "ddp-train": cmd_ddp_train, "npy-check": cmd_npy_check, "jit-check": cmd_jit_check}[a.cmd](a)
+     "ddp-train": cmd_ddp_train, "npy-check": cmd_npy_check, "jit-check": cmd_jit_check, "tb-read": cmd_tb_read}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,16 @@ export const fraction = (v: string): number => {
   return n
 }
 
+/** The loggers `train` writes besides metrics.jsonl. */
+export type Logger = 'tensorboard'
+
+export function loggers(v: string): Logger[] {
+  const names = v.split(',').map((s) => s.trim()).filter((s) => s && s !== 'jsonl')
+  if (names.length === 1 && names[0] === 'none') return []
+  for (const n of names) if (n !== 'tensorboard') throw new InvalidArgumentError(`expected a list of loggers (jsonl, tensorboard) or none, got '${n}'`)
+  return names as Logger[]
+}
+
 export function device(v: string): DeviceName {
   if (v === 'cpu' || v === 'cuda' || v === 'auto') return v
   const m = /^cuda:(\d+)$/.exec(v)

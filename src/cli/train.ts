@@ -3,8 +3,8 @@ import { Option } from '@commander-js/extra-typings'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import type { TrainerOptions } from '../train'
-import { dataCommand, device, fraction, int, num, optimizerName, pair, signals } from './options'
+import type { TrainerOptions, TrainingEvent } from '../train'
+import { dataCommand, device, fraction, int, Logger, loggers, num, optimizerName, pair, signals } from './options'
 
 /** The flags a preset sets, each unless given on the command line. */
 const presetFlags = ['width', 'smallInputs', 'hiddenDim', 'outputDim', 'batchSize', 'optimizer', 'lr', 'momentum', 'weightDecay', 'baseMomentum'] as const
@@ -52,6 +52,7 @@ export function trainCommand() {
     .option('--collective-timeout <s>', 'data-parallel: seconds a rank waits for the others before failing (a dead rank is reported within it)', num(0, true))
     .option('--accumulate-grad-batches <k>', 'one optimizer and EMA step per k batches, their gradients averaged (a larger effective batch on few devices)', int(1))
     .option('--sync-batchnorm', 'data-parallel: BatchNorm statistics over all processes (torch.nn.SyncBatchNorm)')
+    .option('--logger <list>', 'loggers besides metrics.jsonl (which the report reads): tensorboard writes events.out.tfevents.* in the run folder; "none" for none', loggers, ['tensorboard'] as Logger[])
     .option('--stop-signals <list>', 'signals that stop at the next step, write a checkpoint and exit with 128 + the signal number (a second one exits at once)', signals, ['SIGINT', 'SIGTERM', 'SIGUSR1'] as NodeJS.Signals[])
   return command.action(async (given) => {
       const distributed = process.env.WORLD_SIZE !== undefined
@@ -133,10 +134,24 @@ export function trainCommand() {
       )
       if (lead) console.log(`run folder: ${out}`)
       // What the report shows besides the curves: every setting of this session, and what its views look like.
-      log({ kind: 'settings', options: { ...f, out, threads, worldSize: Number(process.env.WORLD_SIZE ?? 1) } })
+      const settings = { ...f, out, threads, worldSize: Number(process.env.WORLD_SIZE ?? 1) }
+      log({ kind: 'settings', options: settings })
+      // TensorBoard gets what Lightning's TensorBoardLogger writes: the scalars under its names, the hyperparameters, and an image.
+      const tb = lead && f.logger.includes('tensorboard') ? native.NativeTensorBoardWriter.create(out) : null
+      tb?.addText('hparams', Object.entries(settings).map(([k, v]) => `| ${k} | ${JSON.stringify(v)} |`).join('\n').replace(/^/, '| setting | value |\n|---|---|\n'), model.globalStep)
       if (lead) {
         const png = await rt.viewPairsPng(data.train, data.imageSize, transform)
-        if (png) log({ kind: 'views', png })
+        if (png) {
+          log({ kind: 'views', png })
+          tb?.addPng('augmented_view_pairs', Buffer.from(png, 'base64'), model.globalStep)
+        }
+      }
+      const scalars = (e: TrainingEvent) => {
+        if (!tb) return
+        if (e.kind === 'step') {
+          for (const [tag, v] of [['train_loss', e.loss], ['lr', e.learningRate], ['momentum', e.momentum], ['projection_std', e.projectionStd], ['images_per_second', e.imagesPerSecond]] as const) tb.addScalar(tag, v, e.step)
+        } else if (e.kind === 'epoch') tb.addScalar('train_loss_epoch', e.loss, e.step)
+        else if (e.kind === 'knn') tb.addScalar(e.epoch === undefined ? 'knn_accuracy_random_init' : 'knn_accuracy', e.accuracy, e.step)
       }
 
       let randomKnn: number | undefined
@@ -172,6 +187,7 @@ export function trainCommand() {
           knn: { train: evalTrain, test: evalVal, k: f.k, temperature: f.temperature, baseline: f.compareRandom && !f.resume },
           onProgress: (e) => {
             log(e)
+            scalars(e)
             switch (e.kind) {
               case 'step':
                 view.step(e)
@@ -213,6 +229,7 @@ export function trainCommand() {
       if (finalKnn === undefined && stoppedBy === undefined) {
         finalKnn = await rt.knnOf(model, evalTrain, evalVal, f.k, f.temperature)
         log({ kind: 'knn', step: model.globalStep, epoch: model.currentEpoch, accuracy: finalKnn })
+        tb?.addScalar('knn_accuracy', finalKnn, model.globalStep)
       }
       model.save(path.join(out, 'model.safetensors'))
       model.exportBackbone(path.join(out, 'backbone.safetensors'))

@@ -19,6 +19,7 @@ mod options;
 mod process;
 mod state_dict;
 mod tensor;
+mod tensorboard;
 mod trainer;
 mod transforms;
 mod worker;

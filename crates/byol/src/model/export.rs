@@ -34,13 +34,7 @@ impl Byol {
         let x = Tensor::f_zeros(example, (Kind::Float, self.device()))?;
         let mut failure = None;
         let mut forward = |inputs: &[Tensor]| -> Vec<Tensor> {
-            let result = backbone.forward(&inputs[0], false).and_then(|y| {
-                if projection_head {
-                    head.forward(&y, false)
-                } else {
-                    Ok(y)
-                }
-            });
+            let result = backbone.forward(&inputs[0], false).and_then(|y| if projection_head { head.forward(&y, false) } else { Ok(y) });
             match result {
                 Ok(y) => vec![y],
                 Err(e) => {
