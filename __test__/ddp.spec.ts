@@ -5,7 +5,7 @@
  * same steps. And what happens when a rank dies, hangs or cannot meet the
  * others.
  */
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as net from 'node:net'
@@ -98,31 +98,30 @@ function worst(ours: Record<string, Tensor>, expected: Record<string, Tensor>): 
   return w
 }
 
-test.serial("two processes match PyTorch's DistributedDataParallel over Gloo: losses and every parameter and buffer", async (t) => {
-  const out = path.join(dir, 'parity')
-  const [rank0, rank1] = await runRanks(2, out, { batch: 4, steps: 5, lr: 1e-3 })
-  t.deepEqual([rank0.rank, rank0.worldSize, rank1.rank, rank1.worldSize], [0, 2, 1, 2])
-  const ref = reference(['ddp-train', '--state', path.join(out, 'init-ours.safetensors'), '--images', images, '--out', path.join(out, 'ref.safetensors'), '--batch', '4', '--steps', '5', '--lr', '1e-3'])
+/**
+ * Trains 2 ranks here and 2 ranks of the reference's DistributedDataParallel
+ * from rank 0's initial weights, and checks rank 0's losses and final tensors.
+ */
+async function againstDdp(t: ExecutionContext, name: string, steps: number, lr: number, trainer: object, refFlags: string[]) {
+  const out = path.join(dir, name)
+  const [rank0, rank1] = await runRanks(2, out, { batch: 4, steps, lr, trainer })
+  t.deepEqual([rank0.rank, rank0.worldSize, rank1.rank, rank1.worldSize, rank0.globalStep], [0, 2, 1, 2, steps])
+  const ref = reference(['ddp-train', '--state', path.join(out, 'init-ours.safetensors'), '--images', images, '--out', path.join(out, 'ref.safetensors'),
+    '--batch', '4', '--steps', String(steps), '--lr', String(lr), ...refFlags])
   const lossDiff = Math.max(...rank0.losses.map((l: number, i: number) => Math.abs(l - ref.losses[i])))
-  t.log(`losses of rank 0: max |diff| ${lossDiff.toExponential(2)} over 5 steps`)
-  t.is(rank0.losses.length, 5)
+  t.log(`losses of rank 0: max |diff| ${lossDiff.toExponential(2)} over ${steps} steps`)
+  t.is(rank0.losses.length, steps)
   t.true(lossDiff <= TOLERANCE)
   const w = worst(loadSafetensors(path.join(out, 'final.safetensors')), loadSafetensors(path.join(out, 'ref.safetensors')))
-  t.log(`worst tensor ${w.name}: ${w.rel.toExponential(2)} of its scale`)
+  t.log(`worst tensor ${w.name || '(none differs)'}: ${w.rel.toExponential(2)} of its scale`)
   t.true(w.rel <= TOLERANCE, `${w.name}: ${w.rel}`)
-})
+}
 
-test.serial("syncBatchNorm matches DistributedDataParallel with SyncBatchNorm's arithmetic over Gloo", async (t) => {
-  const out = path.join(dir, 'sync')
-  const [rank0] = await runRanks(2, out, { batch: 4, steps: 5, lr: 1e-3, trainer: { syncBatchNorm: true } })
-  const ref = reference(['ddp-train', '--state', path.join(out, 'init-ours.safetensors'), '--images', images, '--out', path.join(out, 'ref.safetensors'), '--batch', '4', '--steps', '5', '--lr', '1e-3', '--sync-batchnorm'])
-  const lossDiff = Math.max(...rank0.losses.map((l: number, i: number) => Math.abs(l - ref.losses[i])))
-  t.log(`losses of rank 0: max |diff| ${lossDiff.toExponential(2)} over 5 steps`)
-  t.true(lossDiff <= TOLERANCE)
-  const w = worst(loadSafetensors(path.join(out, 'final.safetensors')), loadSafetensors(path.join(out, 'ref.safetensors')))
-  t.log(`worst tensor ${w.name}: ${w.rel.toExponential(2)} of its scale`)
-  t.true(w.rel <= TOLERANCE, `${w.name}: ${w.rel}`)
-})
+test.serial("two processes match PyTorch's DistributedDataParallel over Gloo: losses and every parameter and buffer", (t) => againstDdp(t, 'parity', 5, 1e-3, {}, []))
+
+test.serial("syncBatchNorm matches DistributedDataParallel with SyncBatchNorm's arithmetic over Gloo", (t) =>
+  againstDdp(t, 'sync', 5, 1e-3, { syncBatchNorm: true }, ['--sync-batchnorm']),
+)
 
 // Over 3 steps: the two runs sum the same numbers in different orders, and
 // BYOL amplifies that rounding. PyTorch's own 1 x 8 and 2 x 4 runs of this
@@ -141,31 +140,13 @@ test.serial('2 processes x batch 4 with syncBatchNorm train as 1 process x batch
   t.true(w.rel <= TOLERANCE, `${w.name}: ${w.rel}`)
 })
 
-test.serial('accumulateGradBatches 2 over 2 processes matches DDP with no_sync on all but the last micro-batch', async (t) => {
-  const out = path.join(dir, 'accumulate')
-  const [rank0] = await runRanks(2, out, { batch: 4, steps: 3, lr: 1e-3, trainer: { accumulateGradBatches: 2 } })
-  const ref = reference(['ddp-train', '--state', path.join(out, 'init-ours.safetensors'), '--images', images, '--out', path.join(out, 'ref.safetensors'), '--batch', '4', '--steps', '3', '--lr', '1e-3', '--accumulate', '2'])
-  t.is(rank0.globalStep, 3)
-  const lossDiff = Math.max(...rank0.losses.map((l: number, i: number) => Math.abs(l - ref.losses[i])))
-  t.log(`losses of rank 0 (mean of each step's 2 micro-batches): max |diff| ${lossDiff.toExponential(2)} over 3 steps`)
-  t.true(lossDiff <= TOLERANCE)
-  const w = worst(loadSafetensors(path.join(out, 'final.safetensors')), loadSafetensors(path.join(out, 'ref.safetensors')))
-  t.log(`worst tensor ${w.name}: ${w.rel.toExponential(2)} of its scale`)
-  t.true(w.rel <= TOLERANCE, `${w.name}: ${w.rel}`)
-})
+test.serial('accumulateGradBatches 2 over 2 processes matches DDP with no_sync on all but the last micro-batch', (t) =>
+  againstDdp(t, 'accumulate', 3, 1e-3, { accumulateGradBatches: 2 }, ['--accumulate', '2']),
+)
 
-test.serial("the paper's LARS over 2 processes matches DDP with lightly's LARS", async (t) => {
-  const out = path.join(dir, 'lars')
-  const lars = { name: 'LARS', lr: 0.05, momentum: 0.9, weightDecay: 1.5e-6 }
-  const [rank0] = await runRanks(2, out, { batch: 4, steps: 5, lr: 0.05, trainer: { optimizer: lars } })
-  const ref = reference(['ddp-train', '--state', path.join(out, 'init-ours.safetensors'), '--images', images, '--out', path.join(out, 'ref.safetensors'), '--batch', '4', '--steps', '5', '--lr', '0.05', '--optimizer', 'lars'])
-  const lossDiff = Math.max(...rank0.losses.map((l: number, i: number) => Math.abs(l - ref.losses[i])))
-  t.log(`losses of rank 0: max |diff| ${lossDiff.toExponential(2)} over 5 steps`)
-  t.true(lossDiff <= TOLERANCE)
-  const w = worst(loadSafetensors(path.join(out, 'final.safetensors')), loadSafetensors(path.join(out, 'ref.safetensors')))
-  t.log(`worst tensor ${w.name}: ${w.rel.toExponential(2)} of its scale`)
-  t.true(w.rel <= TOLERANCE, `${w.name}: ${w.rel}`)
-})
+test.serial("the paper's LARS over 2 processes matches DDP with lightly's LARS", (t) =>
+  againstDdp(t, 'lars', 5, 0.05, { optimizer: { name: 'LARS', lr: 0.05, momentum: 0.9, weightDecay: 1.5e-6 } }, ['--optimizer', 'lars']),
+)
 
 test.serial('only rank 0 reports progress; every rank ends at the same step', async (t) => {
   const [rank0, rank1] = await runRanks(2, path.join(dir, 'quiet'), { batch: 4, steps: 3, lr: 1e-3 })
