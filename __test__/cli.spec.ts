@@ -5,7 +5,7 @@ import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { randn, saveSafetensors } from '../src/index'
+import { randn, readModelMetadata, saveSafetensors } from '../src/index'
 import { reference, root, tmpdir } from './helpers'
 
 const cli = path.join(root, 'dist', 'cli', 'index.js')
@@ -107,6 +107,27 @@ test.serial('export --format torchscript writes a module torch.jit.load runs on 
   const inputs = path.join(out, 'jit-x.safetensors')
   saveSafetensors({ x: randn([2, 3, 32, 32], { seed: 1 }) }, inputs)
   t.deepEqual(reference(['jit-check', '--module', pt, '--inputs', inputs, '--out', path.join(out, 'jit-y.safetensors')]).shape, [2, 512, 1, 1])
+})
+
+test.serial('the model and backbone files describe themselves: architecture and provenance in their metadata', (t) => {
+  for (const file of ['model.safetensors', 'backbone.safetensors']) {
+    const meta = readModelMetadata(path.join(out, file))
+    t.like(meta.architecture, { backbone: 'resnet18', width: 64, stem: 'imagenet (7x7 conv, max-pool)', dtype: 'float32' }, file)
+    t.like(meta.provenance, { data: images, imageSize: 32, seed: 0, valFraction: 0.2, recipe: 'minerva', steps: 3 }, file)
+  }
+  t.like(readModelMetadata(path.join(out, 'model.safetensors')).architecture, { projection_head: { input_dim: 512, output_dim: 16 }, prediction_head: { input_dim: 16, output_dim: 16 } })
+})
+
+test.serial("eval without --data evaluates on the model's own data and held-out split, and warns when a flag changes that split", (t) => {
+  const model = path.join(out, 'model.safetensors')
+  const e = run(['eval', '--model', model, '--k', '5', '--probe-epochs', '1', '--workers', '1'])
+  t.is(e.status, 0, e.stderr)
+  const result = JSON.parse(e.stdout.trim())
+  t.is(result.data, images)
+  t.is(result.heldOut, 5)
+  const other = run(['eval', '--model', model, '--k', '5', '--probe-epochs', '1', '--workers', '1', '--seed', '3'])
+  t.is(other.status, 0, other.stderr)
+  t.regex(other.stderr, /--seed 3 differs from the model's training \(0\): the held-out images are not those training left out/)
 })
 
 test.serial('a bad flag is refused with a message naming it', (t) => {

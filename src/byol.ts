@@ -238,9 +238,9 @@ export class BYOL extends ModuleBase {
   }
 
   /** Saves the state dict as safetensors, atomically; PyTorch reads it with `safetensors.torch.load_file`. */
-  save(path: string): void {
+  save(path: string, options: { provenance?: Record<string, unknown> } = {}): void {
     if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
-    this.native.save(path)
+    this.native.save(path, provenanceArg(options))
   }
 
   /**
@@ -267,9 +267,9 @@ export class BYOL extends ModuleBase {
    * (`conv1.weight`, `layer1.0.bn1.weight`, ...), atomically. In PyTorch:
    * `resnet18().load_state_dict(load_file(path), strict=False)` (only `fc` is missing).
    */
-  exportBackbone(path: string): void {
+  exportBackbone(path: string, options: { provenance?: Record<string, unknown> } = {}): void {
     if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
-    this.native.exportBackbone(path)
+    this.native.exportBackbone(path, provenanceArg(options))
   }
 
   /**
@@ -309,4 +309,35 @@ export function updateMomentum(model: Module, modelEma: Module, m: number): void
 export function deactivateRequiresGrad(model: Module): void {
   if (!(model instanceof Module)) throw typeError('model', 'a Module', model)
   model.native.deactivateRequiresGrad()
+}
+
+/** `options.provenance` as the JSON the native side stores in the file's metadata. */
+function provenanceArg(options: { provenance?: Record<string, unknown> }): string | undefined {
+  if (options === null || typeof options !== 'object') throw typeError('options', 'an options object', options)
+  const p = options.provenance
+  if (p === undefined) return undefined
+  if (p === null || typeof p !== 'object' || Array.isArray(p)) throw typeError('provenance', 'an object of JSON values', p)
+  return JSON.stringify(p)
+}
+
+/**
+ * What a model file or an exported backbone says of itself (its safetensors
+ * `__metadata__`, JSON values parsed): `architecture` (backbone, width, stem,
+ * head dimensions, dtype), `provenance` (data, image size, split, recipe,
+ * steps) when it was saved with one, and byol-torch's own settings.
+ */
+export function readModelMetadata(path: string): Record<string, unknown> {
+  if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
+  const raw = native.safetensorsMetadata(path)
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(raw)) {
+    try {
+      out[k] = JSON.parse(v)
+    } catch {
+      out[k] = v
+    }
+  }
+  const own = out.byol_torch
+  if (own && typeof own === 'object' && 'architecture' in own && out.architecture === undefined) out.architecture = (own as Record<string, unknown>).architecture
+  return out
 }

@@ -31,7 +31,7 @@ export {
   saveNpy,
 } from './modules'
 export type { StateDict, Block, NonLinearity, ModuleOptions, ResNetOptions } from './modules'
-export { BYOL, cosineSchedule, updateMomentum, deactivateRequiresGrad } from './byol'
+export { BYOL, cosineSchedule, updateMomentum, deactivateRequiresGrad, readModelMetadata } from './byol'
 export type { BYOLOptions, MomentumSchedule, OptimizerConfig, SGDConfig } from './byol'
 export { BYOL_ERROR_CODES } from './errors'
 export type { ByolError, ByolErrorCode } from './errors'

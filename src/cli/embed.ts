@@ -6,11 +6,11 @@ export function embedCommand() {
   return modelCommand('embed', 'write backbone features (and labels) of a dataset to safetensors or .npy')
     .requiredOption('--out <file>', 'features.safetensors (features, labels), or features.npy: then also features.labels.npy and, for image folders, features.paths.txt (one file per line, in order)')
     .addOption(new Option('--split <s>', 'which images').choices(['all', 'train', 'val'] as const).default('all' as const))
-    .action(async (f) => {
+    .action(async (f, command) => {
       const lib = await import('../index')
       const rt = await import('./runtime')
       const { writeAtomically } = await import('./html-report')
-      const { model, data } = rt.openModel(f)
+      const { model, data } = rt.openModel(f, (flag) => command.getOptionValueSource(flag) === 'cli')
       const ds = f.split === 'all' ? data.all : f.split === 'train' ? data.train : data.val
       const loader = rt.evalLoader(ds, data.imageSize, f.workers, rt.augmentations(data, undefined, 0))
       const e = await model.embed(loader)

@@ -6,10 +6,10 @@ export function evalCommand() {
     .option('--k <n>', 'kNN neighbours', int(1), 200)
     .option('--temperature <t>', 'kNN temperature', num(0, true), 0.1)
     .option('--probe-epochs <n>', 'linear probe epochs', int(1), 20)
-    .action(async (f) => {
+    .action(async (f, command) => {
       const lib = await import('../index')
       const rt = await import('./runtime')
-      const { model, data } = rt.openModel(f)
+      const { model, data } = rt.openModel(f, (flag) => command.getOptionValueSource(flag) === 'cli')
       const t = rt.augmentations(data, undefined, 0)
       const a = await model.embed(rt.evalLoader(data.train, data.imageSize, f.workers, t))
       const b = await model.embed(rt.evalLoader(data.val, data.imageSize, f.workers, t))

@@ -81,7 +81,7 @@ export interface DataFlags {
 export function dataCommand(name: string, description: string) {
   return new Command(name)
     .description(description)
-    .option('--data <mnist|folder>', "'mnist' (built in) or an image folder (class sub-folders)", 'mnist')
+    .option('--data <mnist|folder>', "'mnist' (built in) or an image folder (class sub-folders); eval and embed: the model's own by default", 'mnist')
     .option('--image-size <n>', 'side images are resized to (default 28 for MNIST, 224 otherwise)', int(8))
     .option('--val-fraction <f>', 'share held out for kNN evaluation', fraction, 0.2)
     .option('--seed <n>', 'seed of the split, order, augmentations and weights', int(0), 0)

@@ -7,7 +7,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { coresPerProcess } from './launch'
-import { BYOL, BYOLTransform, DataLoader, Dataset, ImageFolder, knnAccuracy, mnist, randomSplit, saveImage, setNumThreads, Tensor } from '../index'
+import { BYOL, BYOLTransform, DataLoader, Dataset, ImageFolder, knnAccuracy, mnist, randomSplit, readModelMetadata, saveImage, setNumThreads, Tensor } from '../index'
 import type { DeviceName } from '../tensor'
 import { mnistViews } from '../presets'
 import type { DataFlags } from './options'
@@ -52,9 +52,22 @@ export function evalLoader(ds: Dataset, size: number, workers: number, transform
 }
 
 /** What `embed` and `eval` start from: the threads set, the model loaded, the dataset opened. */
-export function openModel(f: DataFlags & { model: string; device: DeviceName }): { model: BYOL; data: Data } {
+export function openModel(f: DataFlags & { model: string; device: DeviceName }, given: (flag: keyof DataFlags) => boolean): { model: BYOL; data: Data } {
   useThreads(f)
-  return { model: BYOL.load(f.model, { device: f.device }), data: openData(f) }
+  const model = BYOL.load(f.model, { device: f.device })
+  // The model's own data and held-out split, unless the command line says
+  // otherwise (with a warning when that changes which images are held out).
+  const provenance = readModelMetadata(f.model).provenance as Partial<Record<keyof DataFlags, unknown>> | undefined
+  const flags: DataFlags = { ...f }
+  for (const key of ['data', 'imageSize', 'seed', 'valFraction'] as const) {
+    const saved = provenance?.[key]
+    if (saved === undefined || saved === null) continue
+    if (!given(key)) Object.assign(flags, { [key]: saved })
+    else if (saved !== f[key] && key !== 'imageSize') {
+      process.emitWarning(`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} ${f[key]} differs from the model's training (${String(saved)}): the held-out images are not those training left out`, 'EvaluationWarning')
+    }
+  }
+  return { model, data: openData(flags) }
 }
 
 export async function knnOf(model: BYOL, train: DataLoader, val: DataLoader, k: number, temperature: number): Promise<number> {

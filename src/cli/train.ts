@@ -231,8 +231,10 @@ export function trainCommand() {
         log({ kind: 'knn', step: model.globalStep, epoch: model.currentEpoch, accuracy: finalKnn })
         tb?.addScalar('knn_accuracy', finalKnn, model.globalStep)
       }
-      model.save(path.join(out, 'model.safetensors'))
-      model.exportBackbone(path.join(out, 'backbone.safetensors'))
+      // Where the weights come from: eval and embed default to the same data and held-out split.
+      const provenance = { data: f.data, imageSize: data.imageSize, seed: f.seed, valFraction: f.valFraction, recipe: f.recipe, steps: model.globalStep, epochs: model.currentEpoch, batchSize: f.batchSize }
+      model.save(path.join(out, 'model.safetensors'), { provenance })
+      model.exportBackbone(path.join(out, 'backbone.safetensors'), { provenance })
       const summary: Record<string, string | number> = {
         data: data.name,
         backbone: `${f.backbone}, width ${f.width}, ${f.smallInputs ? 'small-input stem (3x3 conv, no max-pool)' : 'ImageNet stem (7x7 conv, max-pool)'}`,

@@ -171,6 +171,12 @@ pub fn save_image(env: &Env, image: &NativeTensor, path: String) -> Result<()> {
     image.get().and_then(|x| byol::data::save_png(x, Path::new(&path))).or_throw(env)
 }
 
+/// The `__metadata__` of a safetensors file.
+#[napi]
+pub fn safetensors_metadata(env: &Env, path: String) -> Result<std::collections::HashMap<String, String>> {
+    byol::tensor::load_safetensors(Path::new(&path)).map(|l| l.metadata).or_throw(env)
+}
+
 /// Writes a float32 or int64 tensor as NumPy's `.npy`, atomically.
 #[napi]
 pub fn save_npy(env: &Env, tensor: &NativeTensor, path: String) -> Result<()> {

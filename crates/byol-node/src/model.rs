@@ -217,8 +217,8 @@ impl NativeByol {
 
     /// Writes the backbone with torchvision's keys as safetensors, atomically.
     #[napi]
-    pub fn export_backbone(&self, env: &Env, path: String) -> Result<()> {
-        self.with(env, |m| m.export_backbone(Path::new(&path)))
+    pub fn export_backbone(&self, env: &Env, path: String, provenance: Option<String>) -> Result<()> {
+        self.with(env, |m| m.export_backbone_with(Path::new(&path), provenance.as_deref()))
     }
 
     /// Traces the backbone (and with `projection_head`, the projection head after it) on a batch of shape `example` and writes it as TorchScript, atomically.
@@ -230,8 +230,8 @@ impl NativeByol {
     }
 
     #[napi]
-    pub fn save(&self, env: &Env, path: String) -> Result<()> {
-        self.with(env, |m| m.save(Path::new(&path)))
+    pub fn save(&self, env: &Env, path: String, provenance: Option<String>) -> Result<()> {
+        self.with(env, |m| m.save_with(Path::new(&path), provenance.as_deref()))
     }
 
     /// Backbone features of every image of `loader` (first view), in eval

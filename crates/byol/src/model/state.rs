@@ -39,7 +39,27 @@ impl Byol {
             Arch::TorchScript(t) => format!("torchscript:{}", t.path.display()),
             Arch::Head(_) => "head".to_string(),
         };
+        // What a reader needs to rebuild the networks without this package.
+        let (width, stem) = match &*self.backbone.arch {
+            Arch::ResNet(r) => (
+                Some(r.options.width),
+                Some(if r.options.small_inputs { "small-input (3x3 conv, no max-pool)" } else { "imagenet (7x7 conv, max-pool)" }),
+            ),
+            _ => (None, None),
+        };
+        let dims = |n: &Network| match &*n.arch {
+            Arch::Head(h) => serde_json::json!({ "input_dim": h.input_dim(), "output_dim": h.output_dim() }),
+            _ => serde_json::Value::Null,
+        };
         let config = serde_json::json!({
+            "architecture": {
+                "backbone": match &*self.backbone.arch { Arch::ResNet(r) => r.kind.name().to_string(), _ => backbone.clone() },
+                "width": width,
+                "stem": stem,
+                "projection_head": dims(&self.projection_head),
+                "prediction_head": dims(&self.prediction_head),
+                "dtype": "float32",
+            },
             "backbone": backbone,
             "learning_rate": self.learning_rate,
             "schedule": self.schedule_length,
@@ -54,13 +74,36 @@ impl Byol {
     /// Writes the backbone's weights with torchvision's keys (`conv1.weight`,
     /// `layer1.0.bn1.weight`, ...) as safetensors, atomically.
     pub fn export_backbone(&self, path: &Path) -> Result<()> {
+        self.export_backbone_with(path, None)
+    }
+
+    /// `export_backbone`, its metadata with the architecture and `provenance`
+    /// (a JSON object: where the weights come from).
+    pub fn export_backbone_with(&self, path: &Path, provenance: Option<&str>) -> Result<()> {
         let dict = self.backbone.torchvision_state_dict()?;
-        save_safetensors(&dict, Some(HashMap::from([("format".to_string(), "pt".to_string())])), path)
+        let mut meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+        if let Some(a) = self.metadata().get("byol_torch").and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) {
+            meta.insert("architecture".to_string(), a["architecture"].to_string());
+        }
+        if let Some(p) = provenance {
+            meta.insert("provenance".to_string(), checked_provenance(p)?);
+        }
+        save_safetensors(&dict, Some(meta), path)
     }
 
     /// Writes the state dict as safetensors, atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        save_safetensors(&self.state_dict(), Some(self.metadata()), path)
+        self.save_with(path, None)
+    }
+
+    /// `save`, with `provenance` (a JSON object: the data, image size, split,
+    /// recipe and steps the weights come from) in the file's metadata.
+    pub fn save_with(&self, path: &Path, provenance: Option<&str>) -> Result<()> {
+        let mut meta = self.metadata();
+        if let Some(p) = provenance {
+            meta.insert("provenance".to_string(), checked_provenance(p)?);
+        }
+        save_safetensors(&self.state_dict(), Some(meta), path)
     }
 
     /// Loads a model saved by `save` or by PyTorch (`safetensors.torch.save_file(
@@ -134,5 +177,13 @@ fn infer_byol_head(dict: &[(String, Tensor)], prefix: &str) -> std::result::Resu
             Ok(Head::byol_blocks(input, hidden, b.size()[0]))
         }
         _ => Err(format!("not a BYOL state dict: '{prefix}.layers.0.weight' and '{prefix}.layers.3.weight' must be 2-D")),
+    }
+}
+
+/// `provenance` if it is a JSON object, compacted.
+fn checked_provenance(p: &str) -> Result<String> {
+    match serde_json::from_str::<serde_json::Value>(p) {
+        Ok(v) if v.is_object() => Ok(v.to_string()),
+        _ => Err(Error::invalid("provenance", "a JSON object", p.chars().take(40).collect::<String>())),
     }
 }
