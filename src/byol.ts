@@ -337,7 +337,5 @@ export function readModelMetadata(path: string): Record<string, unknown> {
       out[k] = v
     }
   }
-  const own = out.byol_torch
-  if (own && typeof own === 'object' && 'architecture' in own && out.architecture === undefined) out.architecture = (own as Record<string, unknown>).architecture
   return out
 }

@@ -3,11 +3,9 @@
  * libtorch), the dataset named by `--data` with its held-out split, and the
  * loaders and kNN evaluation the commands use. Commands import this lazily.
  */
-import * as fs from 'node:fs'
-import * as os from 'node:os'
-import * as path from 'node:path'
 import { coresPerProcess } from './launch'
-import { BYOL, BYOLTransform, DataLoader, Dataset, ImageFolder, knnAccuracy, mnist, randomSplit, readModelMetadata, saveImage, setNumThreads, Tensor } from '../index'
+import { BYOL, BYOLTransform, DataLoader, Dataset, ImageFolder, knnAccuracy, mnist, randomSplit, readModelMetadata, setNumThreads, Tensor } from '../index'
+import { native } from '../native'
 import type { DeviceName } from '../tensor'
 import { mnistViews } from '../presets'
 import type { DataFlags } from './options'
@@ -108,14 +106,7 @@ export async function viewPairsPng(ds: Dataset, size: number, transform: BYOLTra
               grid[(ch * H + row * (h + gap) + y) * W + i * (w + gap) + xx] = Math.min(1, Math.max(0, shown))
             }
     }
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byol-views-'))
-    try {
-      const file = path.join(dir, 'views.png')
-      saveImage(Tensor.fromTypedArray(grid, [c, H, W]), file)
-      return fs.readFileSync(file).toString('base64')
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true })
-    }
+    return native.encodePng(Tensor.fromTypedArray(grid, [c, H, W]).native).toString('base64')
   }
   return null
 }

@@ -138,7 +138,7 @@ export function trainCommand() {
       log({ kind: 'settings', options: settings })
       // TensorBoard gets what Lightning's TensorBoardLogger writes: the scalars under its names, the hyperparameters, and an image.
       const tb = lead && f.logger.includes('tensorboard') ? native.NativeTensorBoardWriter.create(out) : null
-      tb?.addText('hparams', Object.entries(settings).map(([k, v]) => `| ${k} | ${JSON.stringify(v)} |`).join('\n').replace(/^/, '| setting | value |\n|---|---|\n'), model.globalStep)
+      tb?.addText('hparams', ['| setting | value |', '|---|---|', ...Object.entries(settings).map(([k, v]) => `| ${k} | ${JSON.stringify(v)} |`)].join('\n'), model.globalStep)
       if (lead) {
         const png = await rt.viewPairsPng(data.train, data.imageSize, transform)
         if (png) {

@@ -171,6 +171,12 @@ pub fn save_image(env: &Env, image: &NativeTensor, path: String) -> Result<()> {
     image.get().and_then(|x| byol::data::save_png(x, Path::new(&path))).or_throw(env)
 }
 
+/// A `[C, H, W]` image (uint8, or float in [0, 1]; C = 1 or 3) as the bytes of a PNG file.
+#[napi]
+pub fn encode_png(env: &Env, image: &NativeTensor) -> Result<Buffer> {
+    image.get().and_then(byol::data::encode_png).map(Buffer::from).or_throw(env)
+}
+
 /// The `__metadata__` of a safetensors file.
 #[napi]
 pub fn safetensors_metadata(env: &Env, path: String) -> Result<std::collections::HashMap<String, String>> {

@@ -22,6 +22,16 @@ pub fn decode_image(path: &Path) -> std::result::Result<Tensor, String> {
 /// Writes a `[C, H, W]` image (uint8, or float in [0, 1]; C = 1 or 3) as a PNG,
 /// through a temporary file and a rename.
 pub fn save_png(image: &Tensor, path: &Path) -> Result<()> {
+    write_atomically(path, &encode(image, path)?)
+}
+
+/// A `[C, H, W]` image (uint8, or float in [0, 1]; C = 1 or 3) as the bytes of a PNG file.
+pub fn encode_png(image: &Tensor) -> Result<Vec<u8>> {
+    encode(image, Path::new("<png>"))
+}
+
+/// The PNG bytes of `image`; `path` names the file in errors.
+fn encode(image: &Tensor, path: &Path) -> Result<Vec<u8>> {
     let size = image.size();
     if size.len() != 3 || !(size[0] == 1 || size[0] == 3) {
         return Err(Error::invalid("image", "a [C, H, W] image with C = 1 or 3", format!("shape {size:?}")));
@@ -40,5 +50,5 @@ pub fn save_png(image: &Tensor, path: &Path) -> Result<()> {
         .ok_or_else(|| Error::file(path, "cannot make an image of that size"))?
         .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
         .map_err(|e| Error::file(path, format!("cannot encode PNG: {e}")))?;
-    write_atomically(path, &bytes)
+    Ok(bytes)
 }

@@ -6,6 +6,6 @@ pub mod image_folder;
 pub mod split;
 
 pub use dataset::{Dataset, Sample, Subset, TensorDataset};
-pub use image::{decode_image, save_png};
+pub use image::{decode_image, encode_png, save_png};
 pub use image_folder::ImageFolder;
 pub use split::{random_split, split_lengths};

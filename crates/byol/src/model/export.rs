@@ -3,6 +3,7 @@
 //! C++, and `torch.onnx.export` from there) runs it with no Python class.
 use crate::error::{Error, Result};
 use crate::model::byol::Byol;
+use crate::tensor::replace_atomically;
 use std::path::Path;
 use tch::{CModule, Kind, Tensor};
 
@@ -49,16 +50,6 @@ impl Byol {
             return Err(e);
         }
         let module = traced?;
-        let name = path.file_name().ok_or_else(|| Error::file(path, "not a file path"))?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        if !dir.is_dir() {
-            return Err(Error::file(path, format!("the folder {} does not exist", dir.display())));
-        }
-        let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-        let written = module.save(&tmp).map_err(Error::from).and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e)));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written
+        replace_atomically(path, |tmp| Ok(module.save(tmp)?))
     }
 }

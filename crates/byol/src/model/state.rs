@@ -39,27 +39,7 @@ impl Byol {
             Arch::TorchScript(t) => format!("torchscript:{}", t.path.display()),
             Arch::Head(_) => "head".to_string(),
         };
-        // What a reader needs to rebuild the networks without this package.
-        let (width, stem) = match &*self.backbone.arch {
-            Arch::ResNet(r) => (
-                Some(r.options.width),
-                Some(if r.options.small_inputs { "small-input (3x3 conv, no max-pool)" } else { "imagenet (7x7 conv, max-pool)" }),
-            ),
-            _ => (None, None),
-        };
-        let dims = |n: &Network| match &*n.arch {
-            Arch::Head(h) => serde_json::json!({ "input_dim": h.input_dim(), "output_dim": h.output_dim() }),
-            _ => serde_json::Value::Null,
-        };
         let config = serde_json::json!({
-            "architecture": {
-                "backbone": match &*self.backbone.arch { Arch::ResNet(r) => r.kind.name().to_string(), _ => backbone.clone() },
-                "width": width,
-                "stem": stem,
-                "projection_head": dims(&self.projection_head),
-                "prediction_head": dims(&self.prediction_head),
-                "dtype": "float32",
-            },
             "backbone": backbone,
             "learning_rate": self.learning_rate,
             "schedule": self.schedule_length,
@@ -68,7 +48,37 @@ impl Byol {
             "global_step": self.global_step,
             "current_epoch": self.current_epoch,
         });
-        HashMap::from([("format".to_string(), "pt".to_string()), ("byol_torch".to_string(), config.to_string())])
+        HashMap::from([
+            ("format".to_string(), "pt".to_string()),
+            ("byol_torch".to_string(), config.to_string()),
+            ("architecture".to_string(), self.architecture().to_string()),
+        ])
+    }
+
+    /// What a reader needs to rebuild the networks without this package:
+    /// backbone kind, width and stem, head dimensions, dtype.
+    pub fn architecture(&self) -> serde_json::Value {
+        let (kind, width, stem) = match &*self.backbone.arch {
+            Arch::ResNet(r) => (
+                r.kind.name().to_string(),
+                Some(r.options.width),
+                Some(if r.options.small_inputs { "small-input (3x3 conv, no max-pool)" } else { "imagenet (7x7 conv, max-pool)" }),
+            ),
+            Arch::TorchScript(_) => ("torchscript".to_string(), None, None),
+            Arch::Head(_) => ("head".to_string(), None, None),
+        };
+        let dims = |n: &Network| match &*n.arch {
+            Arch::Head(h) => serde_json::json!({ "input_dim": h.input_dim(), "output_dim": h.output_dim() }),
+            _ => serde_json::Value::Null,
+        };
+        serde_json::json!({
+            "backbone": kind,
+            "width": width,
+            "stem": stem,
+            "projection_head": dims(&self.projection_head),
+            "prediction_head": dims(&self.prediction_head),
+            "dtype": "float32",
+        })
     }
 
     /// Writes the backbone's weights with torchvision's keys (`conv1.weight`,
@@ -81,10 +91,8 @@ impl Byol {
     /// (a JSON object: where the weights come from).
     pub fn export_backbone_with(&self, path: &Path, provenance: Option<&str>) -> Result<()> {
         let dict = self.backbone.torchvision_state_dict()?;
-        let mut meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-        if let Some(a) = self.metadata().get("byol_torch").and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) {
-            meta.insert("architecture".to_string(), a["architecture"].to_string());
-        }
+        let mut meta =
+            HashMap::from([("format".to_string(), "pt".to_string()), ("architecture".to_string(), self.architecture().to_string())]);
         if let Some(p) = provenance {
             meta.insert("provenance".to_string(), checked_provenance(p)?);
         }

@@ -106,7 +106,17 @@ pub fn save_npy(t: &Tensor, path: &Path) -> Result<()> {
 }
 
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
+    replace_atomically(path, |tmp| {
+        use std::io::Write;
+        let mut f = std::fs::File::create(tmp).map_err(|e| Error::file(path, format!("cannot write: {e}")))?;
+        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::file(path, format!("cannot write: {e}")))
+    })
+}
+
+/// Makes `path` by `write` into a temporary file beside it, then a rename:
+/// a failed or killed write never leaves a partial file at `path`. For
+/// writers that need a path of their own (libtorch's `save`).
+pub fn replace_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -116,17 +126,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     let name = path.file_name().ok_or_else(|| Error::file(path, "not a file path"))?;
     let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
+    let result = write(&tmp).and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::file(path, format!("cannot write: {e}"))));
+    if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::file(path, format!("cannot write: {e}")));
     }
-    Ok(())
+    result
 }
 
 pub struct Loaded {

@@ -11,5 +11,5 @@ pub mod shim;
 pub use autocast::{to_channels_last, Autocast, Precision};
 pub use create::{from_bytes, item, nbytes, randn, to_f32_vec, zeros};
 pub use device::{device_name, parse_device};
-pub use io::{load_safetensors, save_npy, save_safetensors, write_atomically};
+pub use io::{load_safetensors, replace_atomically, save_npy, save_safetensors, write_atomically};
 pub use kind::{check_float, is_float, kind_name, parse_dtype};
