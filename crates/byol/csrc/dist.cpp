@@ -18,6 +18,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <fstream>
+#include <thread>
 #include <map>
 #include <new>
 #include <stdexcept>
@@ -163,6 +165,28 @@ struct AllReduceSum : public torch::autograd::Function<AllReduceSum> {
   }
 };
 
+// Whether a process of this host has exited. A killed rank closes its
+// sockets before it is reaped, so the peers' read errors can come while it is
+// still a zombie (or still exiting): both count as gone, and a process that
+// looks alive is watched until `deadline` (one for all peers) before it is
+// believed.
+bool exited(pid_t pid, std::chrono::steady_clock::time_point deadline) {
+  while (true) {
+    if (kill(pid, 0) != 0 && errno == ESRCH) return true;
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (stat && std::getline(stat, line)) {
+      const auto close = line.rfind(')');
+      if (close != std::string::npos && close + 2 < line.size()) {
+        const char state = line[close + 2];
+        if (state == 'Z' || state == 'X' || state == 'x') return true;
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -225,6 +249,7 @@ void byol_dist_suspects(void* group, char* out, size_t len) {
     std::string here = whereabouts();
     std::string host = here.substr(0, here.find(' '));
     std::vector<int> gone;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
     for (int r = 0; r < g->size; ++r) {
       if (r == g->rank || !g->store->check({pid_key(r)})) continue;
       auto v = g->store->get(pid_key(r));
@@ -232,7 +257,7 @@ void byol_dist_suspects(void* group, char* out, size_t len) {
       auto space = there.find(' ');
       if (space == std::string::npos || there.substr(0, space) != host) continue;
       const long pid = std::stol(there.substr(space + 1));
-      if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) gone.push_back(r);
+      if (exited(static_cast<pid_t>(pid), deadline)) gone.push_back(r);
     }
     for (size_t i = 0; i < gone.size(); ++i) said += (i ? ", " : "") + std::to_string(gone[i]);
     if (!said.empty()) said = (gone.size() == 1 ? "rank " : "ranks ") + said + (gone.size() == 1 ? " has" : " have") + " exited";
