@@ -654,7 +654,19 @@ def cmd_tb_read(a):
     scalars = {t: [[e.step, e.value] for e in acc.Scalars(t)] for t in tags["scalars"]}
     texts = {t: acc.Tensors(t)[0].tensor_proto.string_val[0].decode() for t in tags["tensors"]}
     images = {t: [acc.Images(t)[0].width, acc.Images(t)[0].height] for t in tags["images"]}
-    print(json.dumps({"scalars": scalars, "texts": texts, "images": images}))
+    # The HParams dashboard's records, decoded as its plugin decodes them.
+    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+    from google.protobuf.json_format import MessageToDict
+    hparams, metrics, types = {}, [], {}
+    for tag, content in acc.PluginTagToContent("hparams").items():
+        data = plugin_data_pb2.HParamsPluginData.FromString(content)
+        if data.HasField("session_start_info"):
+            hparams = MessageToDict(data.session_start_info)["hparams"]
+        if data.HasField("experiment"):
+            metrics = [m.name.tag for m in data.experiment.metric_infos]
+            types = {h.name: api_pb2.DataType.Name(h.type) for h in data.experiment.hparam_infos}
+    print(json.dumps({"scalars": scalars, "texts": texts, "images": images,
+                      "hparams": hparams, "hparam_types": types, "hparam_metrics": metrics}))
 
 
 def cmd_npy_check(a):

@@ -80,6 +80,7 @@ export function checkNumber(arg: string, v: unknown, opts: { integer?: boolean; 
 export type Rule =
   | { number: { integer?: boolean; min?: number; exclusiveMin?: number } }
   | { oneOf: readonly string[] }
+  | { listOf: readonly string[] }
   | 'boolean'
   | 'string'
   | 'device'
@@ -100,6 +101,12 @@ function checkRule(arg: string, v: unknown, rule: Rule): void {
   } else if (rule === 'pair') {
     if (!Array.isArray(v) || v.length !== 2) throw typeError(arg, 'two numbers [a, b]', v)
     v.forEach((x, i) => checkNumber(`${arg}[${i}]`, x))
+  } else if ('listOf' in rule) {
+    const expected = `an array of ${rule.listOf.map((a) => `'${a}'`).join(', ')}`
+    if (!Array.isArray(v)) throw typeError(arg, expected, v)
+    v.forEach((x, i) => {
+      if (typeof x !== 'string' || !rule.listOf.includes(x)) throw typeError(`${arg}[${i}]`, rule.listOf.map((a) => `'${a}'`).join(' | '), x)
+    })
   } else if ('number' in rule) {
     checkNumber(arg, v, rule.number)
   } else if (typeof v !== 'string' || !rule.oneOf.includes(v)) {

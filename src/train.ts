@@ -4,9 +4,9 @@ import { DataLoader } from './data'
 import { ByolError, checkNumber, checkOptions, Exhaustive, Rule, typeError } from './errors'
 import { describeExit, freePort, rankEnv, spawnRank } from './launch'
 import { native } from './native'
-import type { KnnOptions, Loss, LrSchedule, NativeTrainer, OptimizerConfig, OptimizerName, Precision, ProgressEvent, Recipe, Strategy, TrainerOptions } from './native.generated'
+import type { KnnOptions, Logger, Loss, LrSchedule, NativeTrainer, OptimizerConfig, OptimizerName, Precision, ProgressEvent, Recipe, Strategy, TrainerOptions } from './native.generated'
 
-export type { Precision, Strategy, TrainerOptions }
+export type { Logger, Precision, Strategy, TrainerOptions }
 
 /** One report from a running `fit`; `switch (event.kind)` narrows it to its fields. */
 export type TrainingEvent = ProgressEvent
@@ -26,6 +26,13 @@ export interface FitOptions {
    * at random initialisation too, before the first step (not when resuming).
    */
   knn?: { train: DataLoader; test: DataLoader; baseline?: boolean } & KnnOptions
+  /**
+   * What the loggers record as hyperparameters besides the run's own
+   * (architecture, optimiser, schedule, batch, precision, length), which
+   * these override by name: Lightning's `save_hyperparameters`. Values are
+   * JSON; TensorBoard's HParams dashboard shows numbers, booleans and strings.
+   */
+  hparams?: Record<string, unknown>
 }
 
 export interface FitResult {
@@ -39,6 +46,8 @@ export interface FitResult {
   rank: number
   /** The number of processes that trained together (1 alone). */
   worldSize: number
+  /** The folder the loggers wrote in (`metrics.jsonl`, `events.out.tfevents.*`); `null` without loggers, and on ranks other than 0. */
+  logDir: string | null
 }
 
 /** Lightning's `callback_metrics` after the last event. */
@@ -70,6 +79,7 @@ const OPTIMIZERS = ['SGD', 'LARS', 'AdamW'] as const satisfies readonly Optimize
 const LR_SCHEDULES = ['constant', 'cosine'] as const satisfies readonly LrSchedule[]
 const LOSSES = ['minerva', 'paper'] as const satisfies readonly Loss[]
 const STRATEGIES = ['auto', 'single', 'ddp'] as const satisfies readonly Strategy[]
+const LOGGERS = ['jsonl', 'tensorboard'] as const satisfies readonly Logger[]
 const listed: [
   Exhaustive<typeof PRECISIONS, Precision>,
   Exhaustive<typeof RECIPES, Recipe>,
@@ -77,7 +87,8 @@ const listed: [
   Exhaustive<typeof LR_SCHEDULES, LrSchedule>,
   Exhaustive<typeof LOSSES, Loss>,
   Exhaustive<typeof STRATEGIES, Strategy>,
-] = [true, true, true, true, true, true]
+  Exhaustive<typeof LOGGERS, Logger>,
+] = [true, true, true, true, true, true, true]
 void listed
 
 const int = (min: number): Rule => ({ number: { integer: true, min } })
@@ -123,6 +134,8 @@ export class Trainer {
       syncBatchNorm: 'boolean',
       accumulateGradBatches: int(1),
       devices: int(1),
+      logger: { listOf: LOGGERS },
+      logDir: 'string',
     })
     checkOptions<OptimizerConfig>('optimizer', o.optimizer, {
       name: { oneOf: OPTIMIZERS },
@@ -148,7 +161,7 @@ export class Trainer {
     if (!(model instanceof BYOL)) throw typeError('model', 'a BYOL model', model)
     if (!(loader instanceof DataLoader)) throw typeError('train_dataloaders', 'a DataLoader', loader)
     if (options === null || typeof options !== 'object') throw typeError('options', 'an options object', options)
-    const { signal, onProgress, resumeFrom, knn } = options
+    const { signal, onProgress, resumeFrom, knn, hparams } = options
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw typeError('signal', 'an AbortSignal', signal)
     if (onProgress !== undefined && typeof onProgress !== 'function') throw typeError('onProgress', 'a function', onProgress)
     if (resumeFrom !== undefined && typeof resumeFrom !== 'string') throw typeError('resumeFrom', 'a checkpoint folder path', resumeFrom)
@@ -160,6 +173,15 @@ export class Trainer {
     }
     if (knn?.k !== undefined) checkNumber('knn.k', knn.k, { integer: true, min: 1 })
     if (knn?.temperature !== undefined) checkNumber('knn.temperature', knn.temperature, { exclusiveMin: 0 })
+    let hparamsJson: string | undefined
+    if (hparams !== undefined) {
+      if (hparams === null || typeof hparams !== 'object' || Array.isArray(hparams)) throw typeError('hparams', 'an object of JSON values', hparams)
+      try {
+        hparamsJson = JSON.stringify(hparams)
+      } catch (e) {
+        throw typeError('hparams', `an object of JSON values (${(e as Error).message})`, hparams)
+      }
+    }
     if (signal?.aborted) throw new AbortError(model.globalStep, null)
     // Events and the result travel separately; the result waits for the
     // events sent before it, so that `onProgress` has seen them all on resolve.
@@ -177,7 +199,7 @@ export class Trainer {
     const knnOptions = knn && { k: knn.k, temperature: knn.temperature }
     if (knn?.baseline !== undefined && typeof knn.baseline !== 'boolean') throw typeError('knn.baseline', 'a boolean', knn.baseline)
     const peers = await this.startPeers()
-    const running = this.native.fit(model.native, loader.native, resumeFrom, knn?.train.native, knn?.test.native, knnOptions, knn?.baseline, onEvent)
+    const running = this.native.fit(model.native, loader.native, resumeFrom, knn?.train.native, knn?.test.native, knnOptions, knn?.baseline, hparamsJson, onEvent)
     const abort = () => this.native.abort()
     signal?.addEventListener('abort', abort, { once: true })
     try {
@@ -196,6 +218,7 @@ export class Trainer {
         warnings: r.warnings,
         rank: r.rank,
         worldSize: r.worldSize,
+        logDir: r.logDir ?? null,
       }
     } catch (e) {
       for (const p of peers) if (p.exitCode === null) p.kill('SIGTERM')

@@ -4,8 +4,7 @@
  * loaders and kNN evaluation the commands use. Commands import this lazily.
  */
 import { coresPerProcess } from './launch'
-import { BYOL, BYOLTransform, DataLoader, Dataset, ImageFolder, knnAccuracy, mnist, randomSplit, readModelMetadata, setNumThreads, Tensor } from '../index'
-import { native } from '../native'
+import { BYOL, BYOLTransform, DataLoader, Dataset, ImageFolder, knnAccuracy, mnist, randomSplit, readModelMetadata, setNumThreads } from '../index'
 import type { DeviceName } from '../tensor'
 import { mnistViews } from '../presets'
 import type { DataFlags } from './options'
@@ -78,35 +77,3 @@ export const pct = (v: number): string => `${(100 * v).toFixed(1)}%`
 
 export { duration } from './html-report'
 
-/**
- * A grid of `count` augmented view pairs of the first images of `ds` (each
- * column one image: view 1 above view 2, un-normalised for display), as a
- * base64 PNG for the report.
- */
-export async function viewPairsPng(ds: Dataset, size: number, transform: BYOLTransform, count = 8): Promise<string | null> {
-  const n = Math.min(count, ds.length)
-  if (n === 0) return null
-  const loader = new DataLoader(ds.subset([...Array(n).keys()]), { batchSize: n, shuffle: false, imageSize: size, numWorkers: 1 })
-  for await (const [x] of loader) {
-    const [a, b] = transform.apply(x)
-    const [k, c, h, w] = a.shape
-    const norm = transform.normalization
-    const gap = 2
-    const H = 2 * h + gap
-    const W = k * (w + gap) - gap
-    const grid = new Float32Array(c * H * W).fill(1)
-    for (const [row, view] of [a, b].entries()) {
-      const v = view.toFloat32Array()
-      for (let i = 0; i < k; i++)
-        for (let ch = 0; ch < c; ch++)
-          for (let y = 0; y < h; y++)
-            for (let xx = 0; xx < w; xx++) {
-              const value = v[((i * c + ch) * h + y) * w + xx]
-              const shown = norm ? value * norm.std[ch % norm.std.length] + norm.mean[ch % norm.mean.length] : value
-              grid[(ch * H + row * (h + gap) + y) * W + i * (w + gap) + xx] = Math.min(1, Math.max(0, shown))
-            }
-    }
-    return native.encodePng(Tensor.fromTypedArray(grid, [c, H, W]).native).toString('base64')
-  }
-  return null
-}

@@ -3,7 +3,7 @@ import { Option } from '@commander-js/extra-typings'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import type { TrainerOptions, TrainingEvent } from '../train'
+import type { TrainerOptions } from '../train'
 import { dataCommand, device, fraction, int, Logger, loggers, num, optimizerName, pair, signals } from './options'
 
 /** The flags a preset sets, each unless given on the command line. */
@@ -124,6 +124,9 @@ export function trainCommand() {
         collectiveTimeout: f.collectiveTimeout,
         syncBatchNorm: f.syncBatchnorm,
         accumulateGradBatches: f.accumulateGradBatches,
+        // metrics.jsonl is what the report reads: always written.
+        logger: ['jsonl', ...f.logger],
+        logDir: out,
       }
       const trainer = new lib.Trainer(options)
 
@@ -134,25 +137,9 @@ export function trainCommand() {
       )
       if (lead) console.log(`run folder: ${out}`)
       // What the report shows besides the curves: every setting of this session, and what its views look like.
+      // What the report shows besides the curves: every setting of this
+      // session; the trainer's loggers add the run's own and the view pairs.
       const settings = { ...f, out, threads, worldSize: Number(process.env.WORLD_SIZE ?? 1) }
-      log({ kind: 'settings', options: settings })
-      // TensorBoard gets what Lightning's TensorBoardLogger writes: the scalars under its names, the hyperparameters, and an image.
-      const tb = lead && f.logger.includes('tensorboard') ? native.NativeTensorBoardWriter.create(out) : null
-      tb?.addText('hparams', ['| setting | value |', '|---|---|', ...Object.entries(settings).map(([k, v]) => `| ${k} | ${JSON.stringify(v)} |`)].join('\n'), model.globalStep)
-      if (lead) {
-        const png = await rt.viewPairsPng(data.train, data.imageSize, transform)
-        if (png) {
-          log({ kind: 'views', png })
-          tb?.addPng('augmented_view_pairs', Buffer.from(png, 'base64'), model.globalStep)
-        }
-      }
-      const scalars = (e: TrainingEvent) => {
-        if (!tb) return
-        if (e.kind === 'step') {
-          for (const [tag, v] of [['train_loss', e.loss], ['lr', e.learningRate], ['momentum', e.momentum], ['projection_std', e.projectionStd], ['images_per_second', e.imagesPerSecond]] as const) tb.addScalar(tag, v, e.step)
-        } else if (e.kind === 'epoch') tb.addScalar('train_loss_epoch', e.loss, e.step)
-        else if (e.kind === 'knn') tb.addScalar(e.epoch === undefined ? 'knn_accuracy_random_init' : 'knn_accuracy', e.accuracy, e.step)
-      }
 
       let randomKnn: number | undefined
       let lastKnn: { step: number; accuracy: number } | undefined
@@ -185,9 +172,8 @@ export function trainCommand() {
           signal: controller.signal,
           resumeFrom: f.resume,
           knn: { train: evalTrain, test: evalVal, k: f.k, temperature: f.temperature, baseline: f.compareRandom && !f.resume },
+          hparams: settings,
           onProgress: (e) => {
-            log(e)
-            scalars(e)
             switch (e.kind) {
               case 'step':
                 view.step(e)
@@ -229,7 +215,8 @@ export function trainCommand() {
       if (finalKnn === undefined && stoppedBy === undefined) {
         finalKnn = await rt.knnOf(model, evalTrain, evalVal, f.k, f.temperature)
         log({ kind: 'knn', step: model.globalStep, epoch: model.currentEpoch, accuracy: finalKnn })
-        tb?.addScalar('knn_accuracy', finalKnn, model.globalStep)
+        // The trainer's event file is closed: TensorBoard reads every file of the folder.
+        if (f.logger.includes('tensorboard')) native.NativeTensorBoardWriter.create(out).addScalar('knn_accuracy', finalKnn, model.globalStep)
       }
       // Where the weights come from: eval and embed default to the same data and held-out split.
       const provenance = { data: f.data, imageSize: data.imageSize, seed: f.seed, valFraction: f.valFraction, recipe: f.recipe, steps: model.globalStep, epochs: model.currentEpoch, batchSize: f.batchSize }

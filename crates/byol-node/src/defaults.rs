@@ -29,6 +29,7 @@ pub fn documented_defaults() -> String {
             "warmupSteps": c.warmup_steps, "channelsLast": t.run.channels_last,
             "strategy": t.run.strategy.name(), "collectiveTimeout": t.run.collective_timeout, "syncBatchNorm": t.run.sync_batch_norm,
             "accumulateGradBatches": t.run.accumulate_grad_batches, "devices": t.run.devices,
+            "logger": t.run.logger.iter().map(|l| l.name()).collect::<Vec<_>>(),
         },
         "OptimizerConfig": {
             "dampening": o.dampening, "nesterov": o.nesterov, "trustCoefficient": o.trust_coefficient,

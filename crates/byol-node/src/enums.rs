@@ -54,6 +54,11 @@ string_enum! {
 }
 
 string_enum! {
+    #[doc = "A logger of the trainer: `metrics.jsonl` (what the HTML report reads), or TensorBoard's event files."]
+    Logger <=> byol::train::LoggerKind { Jsonl = "jsonl" => Jsonl, TensorBoard = "tensorboard" => TensorBoard }
+}
+
+string_enum! {
     #[doc = "minerva's `0.5 * (-cos(p0, z1) - cos(p1, z0))`, or the paper's `(2 - 2cos) + (2 - 2cos)`."]
     Loss <=> byol::model::LossForm { Minerva = "minerva" => Minerva, Paper = "paper" => Paper }
 }

@@ -89,6 +89,8 @@ pub struct FitResult {
     pub rank: u32,
     /// The number of processes training together (1 alone).
     pub world_size: u32,
+    /// The folder the loggers wrote in (rank 0 with `logger` set).
+    pub log_dir: Option<String>,
     /// Progress events sent; the facade waits for all before resolving.
     pub events: u32,
 }
@@ -124,6 +126,7 @@ impl NativeTrainer {
         knn_test: Option<&NativeDataLoader>,
         knn: Option<KnnOptions>,
         knn_baseline: Option<bool>,
+        hparams_json: Option<String>,
         #[napi(ts_arg_type = "((event: ProgressEvent) => void) | undefined | null")] progress: Option<ProgressFn>,
     ) -> Result<Object<'env>> {
         let loader = loader.snapshot().or_throw(env)?;
@@ -132,6 +135,13 @@ impl NativeTrainer {
             _ => None,
         };
         let knn_config = knn.map(KnnConfig::from).unwrap_or_default();
+        let hparams = match hparams_json.map(|j| serde_json::from_str::<serde_json::Value>(&j)) {
+            None => serde_json::Map::new(),
+            Some(Ok(serde_json::Value::Object(map))) => map,
+            Some(_) => {
+                return Err::<Object<'env>, _>(byol::Error::invalid("hparams", "an object of JSON values", "something else")).or_throw(env)
+            }
+        };
         let (model_lr, has_optimizer) =
             crate::model::lock(&model.model).map(|m| (m.learning_rate(), m.optimizer().is_some())).or_throw(env)?;
         let config = self.options.resolve(loader.config.batch_size, model_lr, has_optimizer).or_throw(env)?;
@@ -146,7 +156,7 @@ impl NativeTrainer {
                 config: knn_config,
                 baseline: knn_baseline.unwrap_or(false),
             });
-            let options = FitOptions { resume_from: resume_from.map(PathBuf::from), knn, abort: Some(&abort) };
+            let options = FitOptions { resume_from: resume_from.map(PathBuf::from), knn, abort: Some(&abort), hparams };
             let mut sent = 0u32;
             let result = byol::train::fit(&run, &loader, &config, options, &mut |p| {
                 if let Some(f) = progress.as_ref() {
@@ -170,6 +180,7 @@ impl NativeTrainer {
                 warnings: r.warnings,
                 rank: u32::try_from(r.rank).unwrap_or(u32::MAX),
                 world_size: u32::try_from(r.world_size).unwrap_or(u32::MAX),
+                log_dir: r.log_dir.map(|p| p.display().to_string()),
                 events,
             })
         })

@@ -122,11 +122,17 @@ fn fit_runs_max_steps_and_counts_epochs_as_lightning() {
     let config = TrainerConfig { run: RunOptions { max_steps: Some(7), log_every_n_steps: 1, ..Default::default() }, ..Default::default() };
     let mut steps = Vec::new();
     let mut epochs = Vec::new();
-    let result = fit(&run(&model), &data, &config, FitOptions { resume_from: None, knn: None, abort: None }, &mut |p: Progress| match p {
-        Progress::Step(s) => steps.push(s.step),
-        Progress::Epoch { epoch, loss, .. } => epochs.push((epoch, loss)),
-        _ => {}
-    })
+    let result = fit(
+        &run(&model),
+        &data,
+        &config,
+        FitOptions { resume_from: None, knn: None, abort: None, ..Default::default() },
+        &mut |p: Progress| match p {
+            Progress::Step(s) => steps.push(s.step),
+            Progress::Epoch { epoch, loss, .. } => epochs.push((epoch, loss)),
+            _ => {}
+        },
+    )
     .unwrap();
     assert_eq!(result.stop, Stop::Finished);
     assert_eq!(steps, (1..=7).collect::<Vec<_>>());
@@ -161,25 +167,37 @@ fn a_run_stopped_and_resumed_ends_where_an_uninterrupted_run_ends() {
         m
     };
     let whole = Arc::new(Mutex::new(like_init()));
-    fit(&run(&whole), &loader(12), &config, FitOptions { resume_from: None, knn: None, abort: None }, &mut quiet()).unwrap();
+    fit(&run(&whole), &loader(12), &config, FitOptions { resume_from: None, knn: None, abort: None, ..Default::default() }, &mut quiet())
+        .unwrap();
 
     let dir2 = tmp("resume2");
     let config2 = TrainerConfig { run: RunOptions { checkpoint_dir: Some(dir2.clone()), ..config.run.clone() }, ..config.clone() };
     let first = Arc::new(Mutex::new(like_init()));
     let abort = AtomicBool::new(false);
-    let result =
-        fit(&run(&first), &loader(12), &config2, FitOptions { resume_from: None, knn: None, abort: Some(&abort) }, &mut |p: Progress| {
+    let result = fit(
+        &run(&first),
+        &loader(12),
+        &config2,
+        FitOptions { resume_from: None, knn: None, abort: Some(&abort), ..Default::default() },
+        &mut |p: Progress| {
             if matches!(p, Progress::Step(ref s) if s.step == 5) {
                 abort.store(true, std::sync::atomic::Ordering::SeqCst);
             }
-        })
-        .unwrap();
+        },
+    )
+    .unwrap();
     assert_eq!(result.stop, Stop::Aborted);
     assert_eq!(result.global_step, 5);
 
     let resumed = Arc::new(Mutex::new(small()));
-    fit(&run(&resumed), &loader(12), &config2, FitOptions { resume_from: Some(dir2.clone()), knn: None, abort: None }, &mut quiet())
-        .unwrap();
+    fit(
+        &run(&resumed),
+        &loader(12),
+        &config2,
+        FitOptions { resume_from: Some(dir2.clone()), knn: None, abort: None, ..Default::default() },
+        &mut quiet(),
+    )
+    .unwrap();
     assert_eq!(resumed.lock().unwrap().global_step(), 8);
     assert_eq!(worst(&state(&whole), &state(&resumed)), 0.0);
     let kept = byol::train::checkpoint::list_checkpoints(&dir2);
@@ -194,8 +212,14 @@ fn a_truncated_checkpoint_falls_back_to_the_previous_one_with_a_warning() {
         run: RunOptions { max_steps: Some(2), checkpoint_dir: Some(dir.clone()), checkpoint_every_n_steps: Some(1), ..Default::default() },
         ..Default::default()
     };
-    fit(&run(&Arc::new(Mutex::new(small()))), &loader(12), &config, FitOptions { resume_from: None, knn: None, abort: None }, &mut quiet())
-        .unwrap();
+    fit(
+        &run(&Arc::new(Mutex::new(small()))),
+        &loader(12),
+        &config,
+        FitOptions { resume_from: None, knn: None, abort: None, ..Default::default() },
+        &mut quiet(),
+    )
+    .unwrap();
     let newest = dir.join("step-00000002").join("model.safetensors");
     let bytes = std::fs::read(&newest).unwrap();
     std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
@@ -205,7 +229,7 @@ fn a_truncated_checkpoint_falls_back_to_the_previous_one_with_a_warning() {
         &run(&model),
         &loader(12),
         &config3,
-        FitOptions { resume_from: Some(dir.join("step-00000002")), knn: None, abort: None },
+        FitOptions { resume_from: Some(dir.join("step-00000002")), knn: None, abort: None, ..Default::default() },
         &mut quiet(),
     )
     .unwrap();
@@ -220,7 +244,7 @@ fn a_truncated_checkpoint_falls_back_to_the_previous_one_with_a_warning() {
         &run(&Arc::new(Mutex::new(small()))),
         &loader(12),
         &config3,
-        FitOptions { resume_from: Some(dir.clone()), knn: None, abort: None },
+        FitOptions { resume_from: Some(dir.clone()), knn: None, abort: None, ..Default::default() },
         &mut quiet(),
     )
     .err()
@@ -232,9 +256,15 @@ fn a_truncated_checkpoint_falls_back_to_the_previous_one_with_a_warning() {
 #[test]
 fn max_epochs_and_max_steps_are_checked() {
     let fail = |c: TrainerConfig| {
-        fit(&run(&Arc::new(Mutex::new(small()))), &loader(8), &c, FitOptions { resume_from: None, knn: None, abort: None }, &mut quiet())
-            .err()
-            .unwrap()
+        fit(
+            &run(&Arc::new(Mutex::new(small()))),
+            &loader(8),
+            &c,
+            FitOptions { resume_from: None, knn: None, abort: None, ..Default::default() },
+            &mut quiet(),
+        )
+        .err()
+        .unwrap()
     };
     assert!(matches!(fail(TrainerConfig::default()), Error::InvalidArgument { .. }));
     assert!(matches!(

@@ -1,5 +1,5 @@
 //! `new Trainer(options)`.
-use crate::enums::{Loss, LrSchedule, Precision, Recipe, Strategy};
+use crate::enums::{Logger, Loss, LrSchedule, Precision, Recipe, Strategy};
 use crate::options::optimizer::OptimizerConfig;
 use crate::tensor::device;
 use byol::optim::OptimizerOptions;
@@ -60,6 +60,10 @@ pub struct TrainerOptions {
     pub accumulate_grad_batches: Option<i64>,
     /// Data-parallel training in this many processes on this host, started by `fit` itself (Lightning's `devices` with DDP): this process becomes rank 0 and the script runs again in the others with a launcher's environment, their output prefixed with `[rank N]`; on a GPU host each takes `cuda:LOCAL_RANK`. Ignored in a process a launcher started. Default `1`.
     pub devices: Option<i64>,
+    /// Lightning's loggers, written by rank 0 in `logDir` as training goes: `'jsonl'` appends every progress event to `metrics.jsonl` (what `byol-torch report` draws), `'tensorboard'` writes `events.out.tfevents.*` (the scalars under Lightning's names, `train_loss`, `lr`, `momentum`, `knn_accuracy`, ..., the hyperparameters for the HParams dashboard, and a grid of augmented view pairs). Default `[]`: progress events only.
+    pub logger: Option<Vec<Logger>>,
+    /// The folder the loggers write in (made if missing). Default: the next free `byol_logs/version_N` of the working directory, as Lightning's `lightning_logs`.
+    pub log_dir: Option<String>,
 }
 
 impl TryFrom<TrainerOptions> for CoreTrainerOptions {
@@ -105,6 +109,8 @@ impl TryFrom<TrainerOptions> for CoreTrainerOptions {
                         .ok_or_else(|| byol::Error::range("accumulateGradBatches", "an integer >= 1", n))?,
                     None => r.accumulate_grad_batches,
                 },
+                logger: o.logger.map_or(r.logger, |l| l.into_iter().map(Into::into).collect()),
+                log_dir: o.log_dir.map(PathBuf::from).or(r.log_dir),
             },
             recipe: o.recipe.map_or(d.recipe, Into::into),
             optimizer: o.optimizer.map(OptimizerOptions::try_from).transpose()?.unwrap_or(d.optimizer),

@@ -116,6 +116,48 @@ impl DataLoader {
         &self.dataset
     }
 
+    /// What the transform makes of the first `count` items, for a person to
+    /// look at: a `[C, H, W]` float image in [0, 1] (normalisation undone),
+    /// view 1 of each item above its view 2, one column per item, 2 white
+    /// pixels between. `None` without a transform.
+    pub fn view_pairs(&self, count: usize) -> Result<Option<Tensor>> {
+        let Some(transform) = &self.config.transform else { return Ok(None) };
+        let n = count.min(self.dataset.len());
+        if n == 0 {
+            return Ok(None);
+        }
+        let first = Arc::new(crate::data::Subset::new(self.dataset.clone(), (0..n).collect())?);
+        let config = LoaderConfig {
+            batch_size: n,
+            shuffle: false,
+            num_workers: 1,
+            prefetch: 1,
+            device: tch::Device::Cpu,
+            shard: (0, 1),
+            ..self.config.clone()
+        };
+        let Some(batch) = DataLoader::new(first, config)?.epoch().next_batch()? else { return Ok(None) };
+        const GAP: i64 = 2;
+        let row = |views: &Tensor| -> Tensor {
+            let mut v = views.to_kind(Kind::Float);
+            if let Some((mean, std)) = &transform.normalize {
+                let channels = v.size()[1] as usize;
+                let col = |xs: &[f64]| {
+                    Tensor::from_slice(&xs.iter().cycle().take(channels).map(|x| *x as f32).collect::<Vec<_>>()).view([1, -1, 1, 1])
+                };
+                v = v * col(std) + col(mean);
+            }
+            // [n, C, h, w] -> padded right and below -> [C, h + gap, n * (w + gap)]
+            // (white is 1: the padding of v - 1 with zeros, plus 1)
+            let v = (v.clamp(0.0, 1.0) - 1.0).constant_pad_nd([0, GAP, 0, GAP]) + 1.0;
+            let (k, c, h, w) = v.size4().unwrap_or_default();
+            v.permute([1, 2, 0, 3]).reshape([c, h, k * w])
+        };
+        let grid = Tensor::cat(&[row(&batch.x0), row(&batch.x1)], 1);
+        let (_, h, w) = grid.size3().unwrap_or_default();
+        Ok(Some(grid.narrow(1, 0, h - GAP).narrow(2, 0, w - GAP).contiguous()))
+    }
+
     /// This loader dealt out to `replicas` processes: the share of `rank`.
     pub fn sharded(&self, rank: usize, replicas: usize) -> Result<Self> {
         if replicas < 1 || rank >= replicas {

@@ -19,6 +19,13 @@ impl LrSchedule {
             other => Err(Error::invalid("lrSchedule", "'constant' or 'cosine'", format!("'{other}'"))),
         }
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Constant => "constant",
+            Self::WarmupCosine => "cosine",
+        }
+    }
 }
 
 /// The learning rate of step `step` (0-based) of `total`.

@@ -63,6 +63,11 @@ pub struct RunOptions {
     /// itself for data-parallel training (Lightning's `devices`); the core
     /// only checks it: it joins whatever group the environment describes.
     pub devices: usize,
+    /// Lightning's loggers: what rank 0 writes in `log_dir` as it trains
+    /// (none: progress events only).
+    pub logger: Vec<crate::train::LoggerKind>,
+    /// Where the loggers write (`None`: the next free `byol_logs/version_N`).
+    pub log_dir: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -86,6 +91,8 @@ impl Default for RunOptions {
             sync_batch_norm: false,
             accumulate_grad_batches: 1,
             devices: 1,
+            logger: Vec::new(),
+            log_dir: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::optim::{learning_rate_at, GradScaler, OptimizerConfig};
 use crate::tensor::{to_channels_last, Precision};
 use crate::train::checkpoint::{check_writable, checkpoint_name, resume, save, Position};
 use crate::train::config::TrainerConfig;
+use crate::train::logger::{default_log_dir, Loggers};
 use crate::train::progress::{Progress, StepEvent};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -32,10 +33,14 @@ pub struct KnnEval<'a> {
     pub baseline: bool,
 }
 
+#[derive(Default)]
 pub struct FitOptions<'a> {
     pub resume_from: Option<PathBuf>,
     pub knn: Option<KnnEval<'a>>,
     pub abort: Option<&'a AtomicBool>,
+    /// Hyperparameters the loggers record besides the run's own (which
+    /// these override by name): what a script or the CLI knows of the run.
+    pub hparams: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +58,8 @@ pub struct FitResult {
     /// This process's rank and the number of processes (0 and 1 alone).
     pub rank: usize,
     pub world_size: usize,
+    /// The folder the loggers wrote in (rank 0 with loggers only).
+    pub log_dir: Option<PathBuf>,
 }
 
 fn lock(model: &Mutex<Byol>) -> Result<MutexGuard<'_, Byol>> {
@@ -104,11 +111,24 @@ pub fn fit(
     let group = join_group(config)?;
     let (rank, world_size) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.world_size()));
     let lead = rank == 0;
+    let loggers = match (&config.run.log_dir, lead && !config.run.logger.is_empty()) {
+        (_, false) => None,
+        (Some(dir), true) => Some(Loggers::open(dir, &config.run.logger)?),
+        (None, true) => Some(Loggers::open(&default_log_dir(), &config.run.logger)?),
+    };
+    let log_dir = loggers.as_ref().map(|l| l.dir().to_path_buf());
+    let loggers = RefCell::new(loggers);
     // Every warning is also kept for the result, for callers that do not
     // listen. In data-parallel training only rank 0 reports progress, as
     // Lightning logs from rank 0; every rank reports its own warnings.
     let warnings = RefCell::new(Vec::new());
     let mut keep_warnings = |p: Progress| {
+        if let Some(l) = loggers.borrow_mut().as_mut() {
+            for message in l.event(&p) {
+                warnings.borrow_mut().push(message.clone());
+                listener(Progress::Warning { message });
+            }
+        }
         if let Progress::Warning { message } = &p {
             warnings.borrow_mut().push(message.clone());
         } else if !lead {
@@ -195,6 +215,17 @@ pub fn fit(
     for message in resume_warnings {
         emit(Progress::Warning { message });
     }
+    let logged = loggers.borrow_mut().as_mut().map(|l| -> Result<Vec<String>> {
+        let m = lock(model)?;
+        let mut failed = l.hparams(&hparams(&m, config, loader, world_size, &options.hparams), m.global_step);
+        if let Some(grid) = loader.view_pairs(8)? {
+            failed.extend(l.views(&crate::data::encode_png(&grid)?, m.global_step));
+        }
+        Ok(failed)
+    });
+    for message in logged.transpose()?.unwrap_or_default() {
+        emit(Progress::Warning { message });
+    }
     if let Some(knn) = options.knn.as_ref().filter(|k| k.baseline && options.resume_from.is_none()) {
         let mut m = lock(model)?;
         if m.global_step == 0 {
@@ -245,6 +276,7 @@ pub fn fit(
                     warnings: warnings.take(),
                     rank,
                     world_size,
+                    log_dir,
                 });
             }
             let Some(batch) = data.next_batch()? else { break };
@@ -375,7 +407,50 @@ pub fn fit(
         warnings: warnings.take(),
         rank,
         world_size,
+        log_dir,
     })
+}
+
+/// What the loggers record as the run's hyperparameters: the model's
+/// architecture, the optimiser and schedule it trains with, the batch, the
+/// precision and the length; then `extra`'s, which win by name.
+fn hparams(
+    m: &Byol,
+    config: &TrainerConfig,
+    loader: &DataLoader,
+    world_size: usize,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::json;
+    let mut h = serde_json::Map::new();
+    if let serde_json::Value::Object(a) = m.architecture() {
+        h.extend(a.into_iter().filter(|(_, v)| !v.is_null()));
+    }
+    if let Some(o) = m.optimizer_config() {
+        h.insert("optimizer".into(), json!(o.kind.name()));
+        h.insert("lr".into(), json!(o.lr));
+        h.insert("weight_decay".into(), json!(o.weight_decay));
+        h.insert("optimizer_momentum".into(), json!(o.momentum));
+    }
+    let r = &config.run;
+    h.extend([
+        ("lr_schedule".to_string(), json!(config.lr_schedule.name())),
+        ("warmup_steps".into(), json!(config.warmup_steps)),
+        ("warmup_epochs".into(), json!(config.warmup_epochs)),
+        ("loss".into(), json!(config.loss.name())),
+        ("base_momentum".into(), json!(m.base_momentum())),
+        ("momentum_schedule".into(), json!(m.momentum_schedule.name())),
+        ("batch_size".into(), json!(loader.config.batch_size)),
+        ("accumulate_grad_batches".into(), json!(r.accumulate_grad_batches)),
+        ("world_size".into(), json!(world_size)),
+        ("sync_batch_norm".into(), json!(r.sync_batch_norm)),
+        ("precision".into(), json!(r.precision.name())),
+        ("max_epochs".into(), json!(r.max_epochs)),
+        ("max_steps".into(), json!(r.max_steps)),
+        ("seed".into(), json!(r.seed)),
+    ]);
+    h.extend(extra.clone());
+    h
 }
 
 /// The process group `fit` trains in, as the strategy and the launcher's

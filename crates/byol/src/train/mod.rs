@@ -3,10 +3,12 @@
 pub mod checkpoint;
 pub mod config;
 pub mod fit;
+pub mod logger;
 pub mod progress;
 pub mod tensorboard;
 
 pub use config::{Recipe, RunOptions, TrainerConfig, TrainerOptions, FAST_DEV_RUN_ENV};
 pub use fit::{evaluate_knn, fit, FitOptions, FitResult, Fitting, KnnEval, Stop};
+pub use logger::{LoggerKind, Loggers};
 pub use progress::{Progress, StepEvent};
 pub use tensorboard::EventWriter;

@@ -91,6 +91,103 @@ struct Dim {
     size: i64,
 }
 
+// The HParams plugin's records (tensorboard/plugins/hparams/api.proto and
+// plugin_data.proto), as `torch.utils.tensorboard.summary.hparams` writes them.
+
+#[derive(Clone, PartialEq, Message)]
+struct HParamsPluginData {
+    #[prost(int32, tag = "1")]
+    version: i32,
+    #[prost(oneof = "HParamsData", tags = "2, 3, 4")]
+    data: Option<HParamsData>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum HParamsData {
+    #[prost(message, tag = "2")]
+    Experiment(Experiment),
+    #[prost(message, tag = "3")]
+    SessionStartInfo(SessionStartInfo),
+    #[prost(message, tag = "4")]
+    SessionEndInfo(SessionEndInfo),
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Experiment {
+    #[prost(message, repeated, tag = "4")]
+    hparam_infos: Vec<HParamInfo>,
+    #[prost(message, repeated, tag = "5")]
+    metric_infos: Vec<MetricInfo>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct HParamInfo {
+    #[prost(string, tag = "1")]
+    name: String,
+    /// DataType: 1 string, 2 bool, 3 float64.
+    #[prost(int32, tag = "4")]
+    data_type: i32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct MetricInfo {
+    #[prost(message, optional, tag = "1")]
+    name: Option<MetricName>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct MetricName {
+    #[prost(string, tag = "1")]
+    group: String,
+    #[prost(string, tag = "2")]
+    tag: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct SessionStartInfo {
+    #[prost(btree_map = "string, message", tag = "1")]
+    hparams: std::collections::BTreeMap<String, ProtoValue>,
+    #[prost(double, tag = "5")]
+    start_time_secs: f64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct SessionEndInfo {
+    /// Status: 1 is STATUS_SUCCESS.
+    #[prost(int32, tag = "1")]
+    status: i32,
+    #[prost(double, tag = "2")]
+    end_time_secs: f64,
+}
+
+/// google.protobuf.Value, the kinds hyperparameters take.
+#[derive(Clone, PartialEq, Message)]
+struct ProtoValue {
+    #[prost(oneof = "ProtoKind", tags = "2, 3, 4")]
+    kind: Option<ProtoKind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum ProtoKind {
+    #[prost(double, tag = "2")]
+    Number(f64),
+    #[prost(string, tag = "3")]
+    String(String),
+    #[prost(bool, tag = "4")]
+    Bool(bool),
+}
+
+/// A hyperparameter as the HParams plugin types it: numbers, booleans, and
+/// everything else (lists, objects, null) as its JSON text.
+fn proto_value(v: &serde_json::Value) -> (ProtoKind, i32) {
+    match v {
+        serde_json::Value::Number(n) => (ProtoKind::Number(n.as_f64().unwrap_or(f64::NAN)), 3),
+        serde_json::Value::Bool(b) => (ProtoKind::Bool(*b), 2),
+        serde_json::Value::String(s) => (ProtoKind::String(s.clone()), 1),
+        other => (ProtoKind::String(other.to_string()), 1),
+    }
+}
+
 /// TFRecord's checksum: CRC-32C, rotated and offset.
 fn masked_crc(bytes: &[u8]) -> u32 {
     let crc = crc32c::crc32c(bytes);
@@ -159,6 +256,33 @@ impl EventWriter {
         };
         let image = Image { width: be(16), height: be(20), colorspace, encoded_image_string: png.to_vec() };
         self.value(step, Value { tag: tag.into(), simple_value: None, image: Some(image), tensor: None, metadata: None })
+    }
+
+    /// Hyperparameters for TensorBoard's HParams dashboard, as
+    /// `SummaryWriter.add_hparams` (and Lightning's `log_hyperparams`) write
+    /// them: the experiment (each hyperparameter's name and type, and the
+    /// scalar tags shown as its metrics), the session's values, its end.
+    pub fn add_hparams(&mut self, hparams: &serde_json::Map<String, serde_json::Value>, metrics: &[&str], step: i64) -> Result<()> {
+        let mut infos = Vec::new();
+        let mut values = std::collections::BTreeMap::new();
+        for (name, v) in hparams {
+            let (kind, data_type) = proto_value(v);
+            infos.push(HParamInfo { name: name.clone(), data_type });
+            values.insert(name.clone(), ProtoValue { kind: Some(kind) });
+        }
+        let metric_infos =
+            metrics.iter().map(|t| MetricInfo { name: Some(MetricName { group: String::new(), tag: (*t).into() }) }).collect();
+        let records = [
+            ("_hparams_/experiment", HParamsData::Experiment(Experiment { hparam_infos: infos, metric_infos })),
+            ("_hparams_/session_start_info", HParamsData::SessionStartInfo(SessionStartInfo { hparams: values, start_time_secs: now() })),
+            ("_hparams_/session_end_info", HParamsData::SessionEndInfo(SessionEndInfo { status: 1, end_time_secs: now() })),
+        ];
+        for (tag, data) in records {
+            let content = HParamsPluginData { version: 0, data: Some(data) }.encode_to_vec();
+            let metadata = SummaryMetadata { plugin_data: Some(PluginData { plugin_name: "hparams".into(), content }) };
+            self.value(step, Value { tag: tag.into(), simple_value: None, image: None, tensor: None, metadata: Some(metadata) })?;
+        }
+        Ok(())
     }
 
     /// Markdown text, as `add_text` (TensorBoard's Text tab).
