@@ -5,9 +5,10 @@
  * largest difference it saw; a reference that cannot run fails the tests.
  */
 import test from 'ava'
+import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { Backbone, BYOL, cosineSchedule, getNumThreads, setNumThreads, loadSafetensors, randn, resnet18, saveSafetensors, StateDict, Tensor } from '../src/index'
-import { maxDiff, reference, tmpdir } from './helpers'
+import { Backbone, BYOL, cosineSchedule, readModelMetadata, getNumThreads, setNumThreads, loadSafetensors, randn, resnet18, saveSafetensors, StateDict, Tensor } from '../src/index'
+import { catchError, maxDiff, reference, tmpdir } from './helpers'
 
 // BYOL's dynamics amplify float rounding: at minerva's lr 0.025 on a batch of
 // 8, the reference differs from itself by 10% between 1 and 2 threads after
@@ -154,4 +155,37 @@ test('a TorchScript backbone gives the scripted module\'s outputs and trains', (
   byol.trainingStep([x, randn([8, 3, 32, 32], { seed: 9 })], 0)
   t.notDeepEqual(backbone.stateDict()['conv.weight'].toFloat32Array(), before)
   t.false(byol.backboneMomentum.requiresGrad)
+})
+
+/** A BYOL model on the reference's TorchScript module, saved in `dir`. */
+function torchscriptModel(dir: string): BYOL {
+  fs.mkdirSync(path.join(dir, 'modules'), { recursive: true })
+  saveSafetensors({ x }, path.join(dir, 'x.safetensors'))
+  reference(['torchscript', '--out', path.join(dir, 'modules', 'net.pt'), '--inputs', path.join(dir, 'x.safetensors'), '--features', path.join(dir, 'y.safetensors')])
+  return new BYOL({ backbone: Backbone.fromTorchScript(path.join(dir, 'modules', 'net.pt')) })
+}
+
+test('a model on a TorchScript backbone names the module relative to its file, so the folder can move, and keeps its trained weights and BatchNorm statistics', (t) => {
+  const d = tmpdir('ts-move')
+  const byol = torchscriptModel(path.join(d, 'a'))
+  byol.trainingStep([x, randn([8, 3, 32, 32], { seed: 9 })], 0)
+  fs.mkdirSync(path.join(d, 'a', 'models'))
+  byol.save(path.join(d, 'a', 'models', 'model.safetensors'))
+  const meta = readModelMetadata(path.join(d, 'a', 'models', 'model.safetensors')) as { byol_torch: { backbone: string } }
+  t.is(meta.byol_torch.backbone, `torchscript:${path.join('..', 'modules', 'net.pt')}`)
+  fs.renameSync(path.join(d, 'a'), path.join(d, 'b'))
+  const back = BYOL.load(path.join(d, 'b', 'models', 'model.safetensors'))
+  const { diff } = maxDiff(back.backbone.eval().forward(x), byol.backbone.eval().forward(x))
+  t.is(diff, 0, 'the trained weights, in the moved module')
+})
+
+test('exportBackbone of a TorchScript backbone says what to use instead', (t) => {
+  const d = tmpdir('ts-export')
+  const byol = torchscriptModel(d)
+  const e = catchError(() => byol.exportBackbone(path.join(d, 'backbone.safetensors')))
+  t.true(e instanceof TypeError)
+  t.regex(e.message, /TorchScript module .*net\.pt.*exportTorchScript\(path, \{ example \}\).*save\(path\)/)
+  byol.exportTorchScript(path.join(d, 'backbone.pt'), { example: [1, 3, 32, 32] })
+  const { diff } = maxDiff(Backbone.fromTorchScript(path.join(d, 'backbone.pt')).eval().forward(x), byol.backbone.eval().forward(x))
+  t.is(diff, 0, 'exportTorchScript works for it')
 })

@@ -28,6 +28,7 @@ fn main() {
     cxx("shim")
         .file("csrc/views.cpp")
         .file("csrc/dist.cpp")
+        .file("csrc/jit.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .compile("byol_shim");

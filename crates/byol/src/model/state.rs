@@ -33,10 +33,24 @@ impl Byol {
         Ok(())
     }
 
-    pub fn metadata(&self) -> HashMap<String, String> {
+    /// The metadata of a file of this model written in the folder `dir`. A
+    /// TorchScript backbone is named by its path relative to `dir`, so that
+    /// the model and its module can move together.
+    pub fn metadata(&self, dir: &Path) -> HashMap<String, String> {
         let backbone = match &*self.backbone.arch {
             Arch::ResNet(r) => r.kind.name().to_string(),
-            Arch::TorchScript(t) => format!("torchscript:{}", t.path.display()),
+            Arch::TorchScript(t) => {
+                // (A checkpoint's folder does not exist yet: its parent does.)
+                let here = match (std::fs::canonicalize(dir), dir.parent(), dir.file_name()) {
+                    (Ok(here), _, _) => here,
+                    (Err(_), Some(parent), Some(name)) => {
+                        std::fs::canonicalize(parent).map(|p| p.join(name)).unwrap_or_else(|_| dir.to_path_buf())
+                    }
+                    _ => dir.to_path_buf(),
+                };
+                let module = pathdiff::diff_paths(&t.path, &here).unwrap_or_else(|| t.path.clone());
+                format!("torchscript:{}", module.display())
+            }
             Arch::Head(_) => "head".to_string(),
         };
         let config = serde_json::json!({
@@ -107,7 +121,7 @@ impl Byol {
     /// `save`, with `provenance` (a JSON object: the data, image size, split,
     /// recipe and steps the weights come from) in the file's metadata.
     pub fn save_with(&self, path: &Path, provenance: Option<&str>) -> Result<()> {
-        let mut meta = self.metadata();
+        let mut meta = self.metadata(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")));
         if let Some(p) = provenance {
             meta.insert("provenance".to_string(), checked_provenance(p)?);
         }
@@ -122,7 +136,10 @@ impl Byol {
         let meta: serde_json::Value =
             loaded.metadata.get("byol_torch").and_then(|s| serde_json::from_str(s).ok()).unwrap_or(serde_json::Value::Null);
         let backbone = match meta.get("backbone").and_then(|v| v.as_str()) {
-            Some(s) if s.starts_with("torchscript:") => BackboneSpec::TorchScript(PathBuf::from(&s["torchscript:".len()..])),
+            // Relative to the model's folder (older files hold absolute paths).
+            Some(s) if s.starts_with("torchscript:") => {
+                BackboneSpec::TorchScript(path.parent().unwrap_or(Path::new(".")).join(PathBuf::from(&s["torchscript:".len()..])))
+            }
             _ => {
                 let kind = infer_resnet(&dict).map_err(|m| Error::file(path, m))?;
                 // Width and stem are read off conv1's weight: [width, 3, k, k].

@@ -127,7 +127,7 @@ impl Network {
     pub fn deep_copy(&self) -> Result<Network> {
         match &*self.arch {
             Arch::TorchScript(t) => {
-                // A CModule cannot be cloned: load the file again and copy the values over.
+                // A scripted module is not cloned here: load the file again and copy the values over.
                 let copy = Network::torchscript(&t.path, self.device())?;
                 copy.params.copy_from(&self.params)?;
                 Ok(copy)
@@ -204,8 +204,19 @@ impl Network {
 
     /// The trunk's state dict with torchvision's keys (`conv1.weight`, ...).
     pub fn torchvision_state_dict(&self) -> Result<Vec<(String, Tensor)>> {
-        if !matches!(&*self.arch, Arch::ResNet(_)) {
-            return Err(Error::invalid("backbone", "a ResNet trunk", "another module"));
+        match &*self.arch {
+            Arch::ResNet(_) => {}
+            Arch::TorchScript(t) => {
+                return Err(Error::invalid(
+                    "backbone",
+                    "a ResNet trunk (torchvision's keys)",
+                    format!(
+                        "a TorchScript module ({}), which has no torchvision keys: export the trained module with exportTorchScript(path, {{ example }}) (byol-torch export --format torchscript), or the whole model with save(path)",
+                        t.path.display()
+                    ),
+                ))
+            }
+            Arch::Head(_) => return Err(Error::invalid("backbone", "a ResNet trunk (torchvision's keys)", "a head")),
         }
         Ok(self.state_dict().into_iter().filter_map(|(k, t)| to_torchvision_key(&k).map(|k| (k, t))).collect())
     }

@@ -219,7 +219,14 @@ pub(crate) fn save(model: &Byol, dir: &Path, pos: &Position, config: &TrainerCon
                  "world_size": loader.config.shard.1},
     });
     let optimizer_state = optimizer.state_tensors();
-    write_checkpoint(dir, model.global_step, (&model.state_dict(), model.metadata()), &optimizer_state, state, config.run.keep_checkpoints)
+    write_checkpoint(
+        dir,
+        model.global_step,
+        (&model.state_dict(), model.metadata(&dir.join(checkpoint_name(model.global_step)))),
+        &optimizer_state,
+        state,
+        config.run.keep_checkpoints,
+    )
 }
 
 /// Restores model, optimiser and position from a checkpoint; nothing changes
