@@ -155,6 +155,20 @@ test.serial('exportTorchScript writes what torch.jit.load runs, and Backbone.fro
   t.deepEqual(reference(['jit-check', '--module', file('projection.pt'), '--inputs', file('jit-inputs.safetensors'), '--out', file('jit-out.safetensors')]).shape, [3, 256])
 })
 
+test.serial('the exported TorchScript turns into ONNX with torch.onnx.export, and onnxruntime gives the features of backbone.forward', async (t) => {
+  const model = new BYOL({ seed: 6, backbone: resnet18({ width: 16, smallInputs: true, seed: 6 }) })
+  model.eval()
+  // A batch of another size than the example: the ONNX batch axis is dynamic.
+  const x = randn([4, 3, 28, 28], { seed: 3 })
+  saveSafetensors({ x }, file('onnx-inputs.safetensors'))
+  model.exportTorchScript(file('onnx-backbone.pt'), { example: [1, 3, 28, 28] })
+  t.deepEqual(reference(['onnx-check', '--module', file('onnx-backbone.pt'), '--inputs', file('onnx-inputs.safetensors'), '--out', file('onnx-out.safetensors')]).shape, [4, 128, 1, 1])
+  const { diff, scale } = maxDiff(loadSafetensors(file('onnx-out.safetensors')).y, model.backbone.forward(x))
+  t.log(`onnxruntime: max |diff| ${diff.toExponential(2)} (scale ${scale.toExponential(2)})`)
+  // onnxruntime's own kernels: equal to float32 rounding, not bit for bit.
+  t.true(diff <= 1e-5 * scale)
+})
+
 test.serial("knnAccuracy matches lightly's knn_predict", async (t) => {
   let s = 99
   const rand = () => {

@@ -644,6 +644,27 @@ def cmd_jit_check(a):
     print(json.dumps({"shape": list(y.shape)}))
 
 
+def cmd_onnx_check(a):
+    """Turns a TorchScript file byol-torch exported into ONNX, as the README
+    shows (torch.onnx.export's TorchScript-based exporter, with a dynamic batch
+    axis), and runs it with onnxruntime on `x`."""
+    import onnxruntime
+
+    module = torch.jit.load(a.module).eval()
+    x = load_file(a.inputs)["x"]
+    onnx_file = a.out[: -len(".safetensors")] + ".onnx"
+    import warnings
+    with warnings.catch_warnings():
+        # Its notice that torch.export is the new default, which takes no TorchScript.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x[:1],), onnx_file, dynamo=False, input_names=["images"], output_names=["features"],
+                          dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}})
+    session = onnxruntime.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"images": x.numpy()})
+    save_file({"y": torch.from_numpy(y).contiguous()}, a.out)
+    print(json.dumps({"shape": list(y.shape)}))
+
+
 def cmd_tb_read(a):
     """What TensorBoard reads from a run folder: every scalar series, and the image and text tags."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -711,6 +732,7 @@ def main(argv):
     s.add_argument("--lr", type=float, default=1e-3); s.add_argument("--sync-batchnorm", action="store_true")
     s.add_argument("--accumulate", type=int, default=1); s.add_argument("--optimizer", choices=["sgd", "lars"], default="sgd")
     s = sub.add_parser("jit-check"); s.add_argument("--module", required=True); s.add_argument("--inputs", required=True); s.add_argument("--out", required=True)
+    s = sub.add_parser("onnx-check"); s.add_argument("--module", required=True); s.add_argument("--inputs", required=True); s.add_argument("--out", required=True)
     s = sub.add_parser("tb-read"); s.add_argument("--dir", required=True)
     s = sub.add_parser("npy-check"); s.add_argument("--npy", required=True); s.add_argument("--safetensors", required=True)
     s = sub.add_parser("bench")
@@ -721,7 +743,7 @@ def main(argv):
     {"init": cmd_init, "run": cmd_run, "torchvision": cmd_torchvision, "load-check": cmd_load_check,
      "schedule": cmd_schedule, "torchscript": cmd_torchscript, "transforms": cmd_transforms, "make-images": cmd_make_images, "bench-images": cmd_bench_images, "bench-data": cmd_bench_data, "bench": cmd_bench,
      "train": cmd_train, "bench-train": cmd_bench_train, "export-check": cmd_export_check, "knn": cmd_knn,
-     "ddp-train": cmd_ddp_train, "npy-check": cmd_npy_check, "jit-check": cmd_jit_check, "tb-read": cmd_tb_read}[a.cmd](a)
+     "ddp-train": cmd_ddp_train, "npy-check": cmd_npy_check, "jit-check": cmd_jit_check, "onnx-check": cmd_onnx_check, "tb-read": cmd_tb_read}[a.cmd](a)
 
 
 if __name__ == "__main__":

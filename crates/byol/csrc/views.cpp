@@ -42,7 +42,7 @@ struct ViewsConv2d : public torch::autograd::Function<ViewsConv2d> {
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["padding"] = padding;
     ctx->saved_data["views"] = views;
-    return at::conv2d(x, w, {}, {stride, stride}, {padding, padding});
+    return at::conv2d(x, w, {}, {stride, stride}, {padding, padding}, {1, 1}, 1);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -124,7 +124,7 @@ extern "C" {
 // Returns a new tensor, or null (see byol_last_error).
 at::Tensor* byol_views_conv2d(const at::Tensor* x, const at::Tensor* w, int64_t stride, int64_t padding, int64_t views) {
   try {
-    if (plain(*x, *w, views)) return new at::Tensor(at::conv2d(*x, *w, {}, {stride, stride}, {padding, padding}));
+    if (plain(*x, *w, views)) return new at::Tensor(at::conv2d(*x, *w, {}, {stride, stride}, {padding, padding}, {1, 1}, 1));
     return new at::Tensor(ViewsConv2d::apply(*x, *w, stride, padding, views));
   } catch (const std::exception& e) {
     remember(e);
