@@ -206,13 +206,23 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// A new `events.out.tfevents.<time>.<host>.<pid>.0` in `dir` (made if missing).
+    /// A new `events.out.tfevents.<time>.<host>.<pid>.<n>` in `dir` (made if missing).
     pub fn create(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, format!("cannot make the log folder: {e}")))?;
         let host =
             std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into());
-        let path = dir.join(format!("events.out.tfevents.{}.{host}.{}.0", now() as u64, std::process::id()));
-        let file = File::create(&path).map_err(|e| Error::file(&path, format!("cannot create: {e}")))?;
+        // Never another writer's file: two made in the same second by one
+        // process differ in the last number, as TensorFlow's do.
+        let stem = format!("events.out.tfevents.{}.{host}.{}", now() as u64, std::process::id());
+        let mut n = 0;
+        let (file, path) = loop {
+            let path = dir.join(format!("{stem}.{n}"));
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => break (file, path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+                Err(e) => return Err(Error::file(&path, format!("cannot create: {e}"))),
+            }
+        };
         let mut w = Self { file, path };
         w.write(&Event { wall_time: now(), step: 0, file_version: Some("brain.Event:2".into()), summary: None })?;
         Ok(w)
@@ -300,6 +310,14 @@ impl EventWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_writers_in_one_second_write_two_files() {
+        let dir = std::env::temp_dir().join(format!("byol-tb-{}", std::process::id()));
+        let (a, b) = (EventWriter::create(&dir).unwrap(), EventWriter::create(&dir).unwrap());
+        assert_ne!(a.path(), b.path());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn the_checksum_is_tfrecords_masked_crc32c() {
