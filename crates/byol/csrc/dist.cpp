@@ -11,11 +11,13 @@
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <fstream>
@@ -296,6 +298,82 @@ int byol_dist_allreduce_mean(void* group, const at::Tensor* const* ts, size_t n,
     }
     return 0;
   } catch (const std::exception& e) {
+    remember(e);
+    return -1;
+  }
+}
+
+// DistributedDataParallel's backward: the gradients of `loss` with respect
+// to `params`, averaged over the ranks, with each bucket's all-reduce started
+// by a hook as soon as backward has produced its last gradient, so that
+// communication overlaps the rest of backward. Buckets are filled in reverse
+// parameter order (the order backward produces them), as DDP's are. `extra`
+// (null, or one tensor per parameter): gradients summed over earlier
+// micro-batches, added before the reduction. Writes one new tensor handle per
+// parameter to `out` (views of the reduced buckets). Returns 0 or -1.
+int byol_dist_backward_mean(void* group, const at::Tensor* loss, const at::Tensor* const* params, size_t n,
+                            const at::Tensor* const* extra, int64_t bucket_bytes, at::Tensor** out) {
+  auto* g = static_cast<Group*>(group);
+  std::vector<std::pair<at::Tensor, unsigned>> hooks;
+  auto remove_hooks = [&hooks] {
+    for (auto& [t, h] : hooks) t.remove_hook(h);
+    hooks.clear();
+  };
+  try {
+    std::vector<const at::Tensor*> reversed(params, params + n);
+    std::reverse(reversed.begin(), reversed.end());
+    const auto plan = buckets(reversed.data(), n, bucket_bytes);
+    // Parameter i's bucket; what backward has produced so far.
+    std::vector<size_t> bucket_of(n);
+    for (size_t b = 0; b < plan.size(); ++b) {
+      for (size_t j : plan[b]) bucket_of[n - 1 - j] = b;
+    }
+    std::vector<size_t> pending(plan.size());
+    for (size_t b = 0; b < plan.size(); ++b) pending[b] = plan[b].size();
+    std::vector<at::Tensor> ready(n);
+    std::vector<at::Tensor> flats(plan.size());
+    std::vector<c10::intrusive_ptr<c10d::Work>> works(plan.size());
+    const double scale = 1.0 / static_cast<double>(g->size);
+    auto launch = [&](size_t b) {
+      at::NoGradGuard no_grad;
+      std::vector<at::Tensor> parts;
+      parts.reserve(plan[b].size());
+      for (size_t j : plan[b]) parts.push_back(ready[n - 1 - j].reshape({-1}));
+      flats[b] = at::cat(parts).mul_(scale);
+      std::vector<at::Tensor> one{flats[b]};
+      c10d::AllreduceOptions options;
+      options.timeout = g->timeout;
+      works[b] = g->backend->allreduce(one, options);
+    };
+    auto produced = [&](size_t i, const at::Tensor& grad) {
+      at::NoGradGuard no_grad;
+      ready[i] = extra ? grad + *extra[i] : grad;
+      if (--pending[bucket_of[i]] == 0) launch(bucket_of[i]);
+    };
+    std::vector<at::Tensor> inputs;
+    for (size_t i = 0; i < n; ++i) {
+      at::Tensor p = *params[i];
+      hooks.emplace_back(p, p.register_hook([&produced, i](const at::Tensor& grad) { produced(i, grad); }));
+      inputs.push_back(p);
+    }
+    auto grads = torch::autograd::grad({*loss}, inputs, {}, false, false, false);
+    remove_hooks();
+    // Gradients no hook saw (none, unless a backend skips tensor hooks).
+    for (size_t i = 0; i < n; ++i) {
+      if (!ready[i].defined()) produced(i, grads[i]);
+    }
+    wait_all(works, g->timeout);
+    for (size_t b = 0; b < plan.size(); ++b) {
+      int64_t offset = 0;
+      for (size_t j : plan[b]) {
+        const at::Tensor& p = *params[n - 1 - j];
+        out[n - 1 - j] = new at::Tensor(flats[b].narrow(0, offset, p.numel()).view(p.sizes()));
+        offset += p.numel();
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    remove_hooks();
     remember(e);
     return -1;
   }

@@ -22,6 +22,15 @@ extern "C" {
     ) -> *mut c_void;
     fn byol_dist_free(group: *mut c_void);
     fn byol_dist_allreduce_mean(group: *mut c_void, ts: *const *const C_tensor, n: usize, bucket_bytes: i64) -> c_int;
+    fn byol_dist_backward_mean(
+        group: *mut c_void,
+        loss: *const C_tensor,
+        params: *const *const C_tensor,
+        n: usize,
+        extra: *const *const C_tensor,
+        bucket_bytes: i64,
+        out: *mut *mut C_tensor,
+    ) -> c_int;
     fn byol_dist_broadcast(group: *mut c_void, ts: *const *const C_tensor, n: usize, root: c_int) -> c_int;
     fn byol_dist_barrier(group: *mut c_void, timeout_ms: i64) -> c_int;
     fn byol_dist_allreduce_sum_autograd(group: *mut c_void, x: *const C_tensor) -> *mut C_tensor;
@@ -163,6 +172,42 @@ impl ProcessGroup {
             return Err(self.failed("all-reduce"));
         }
         Ok(())
+    }
+
+    /// The gradients of `loss` with respect to `params`, averaged over the
+    /// ranks as `all_reduce_mean_` averages them, each bucket's all-reduce
+    /// started during backward as soon as its gradients exist (DDP's overlap
+    /// of communication with computation). `summed`: gradients of earlier
+    /// micro-batches, added to this one's before the reduction.
+    pub fn backward_mean(&self, loss: &Tensor, params: &[Tensor], summed: Option<&[Tensor]>) -> Result<Vec<Tensor>> {
+        let p: Vec<&Tensor> = params.iter().collect();
+        let p = handles(&p);
+        let extra = match summed {
+            Some(s) if s.len() != params.len() => {
+                return Err(Error::invalid("summed", format!("{} gradients, one per parameter", params.len()), s.len()))
+            }
+            Some(s) => Some(handles(&s.iter().collect::<Vec<_>>())),
+            None => None,
+        };
+        let mut out: Vec<*mut C_tensor> = vec![std::ptr::null_mut(); params.len()];
+        // SAFETY: live handles borrowed for the call; `out` has room for one
+        // handle per parameter, each a new at::Tensor we then own.
+        let status = unsafe {
+            byol_dist_backward_mean(
+                self.handle,
+                loss.as_ptr(),
+                p.as_ptr(),
+                p.len(),
+                extra.as_ref().map_or(std::ptr::null(), |e| e.as_ptr()),
+                self.options.bucket_bytes,
+                out.as_mut_ptr(),
+            )
+        };
+        if status != 0 {
+            return Err(self.failed("all-reduce"));
+        }
+        // SAFETY: every slot holds a new handle on success.
+        Ok(out.into_iter().map(|t| unsafe { Tensor::from_ptr(t) }).collect())
     }
 
     /// Sets every tensor to rank `root`'s.

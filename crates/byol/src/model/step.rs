@@ -154,23 +154,25 @@ impl Byol {
         if let Some(scaler) = &scaler {
             scaled = scaled.f_mul_scalar(scaler.scale)?;
         }
-        let grads = Tensor::f_run_backward(&[&scaled], &params, false, false)?;
-        let mut grads = match self.accumulated.take() {
-            Some(sum) => {
-                foreach_add_(&sum.iter().collect::<Vec<_>>(), &grads.iter().collect::<Vec<_>>(), 1.0)?;
-                sum
+        let mut grads = match options.group.filter(|_| options.last) {
+            // Once per window (as DDP's no_sync leaves the others local), and
+            // before unscaling, so that every rank sees the same gradients
+            // and skips (or takes) the same fp16 steps; overlapped with backward.
+            Some(group) => group.backward_mean(&scaled, &params, self.accumulated.take().as_deref())?,
+            None => {
+                let grads = Tensor::f_run_backward(&[&scaled], &params, false, false)?;
+                match self.accumulated.take() {
+                    Some(sum) => {
+                        foreach_add_(&sum.iter().collect::<Vec<_>>(), &grads.iter().collect::<Vec<_>>(), 1.0)?;
+                        sum
+                    }
+                    None => grads,
+                }
             }
-            None => grads,
         };
         if !options.last {
             self.accumulated = Some(grads);
             return Ok(StepOutput { loss: loss.f_detach()?, loss_value, momentum, projection, stepped: false, applied: false });
-        }
-        if let Some(group) = options.group {
-            // Once per window (as DDP's no_sync leaves the others local), and
-            // before unscaling, so that every rank sees the same gradients
-            // and skips (or takes) the same fp16 steps.
-            group.all_reduce_mean_(&grads.iter().collect::<Vec<_>>())?;
         }
         if let Some(scaler) = scaler {
             stepped = scaler.unscale(&mut grads)?;
