@@ -29,6 +29,7 @@ fn main() {
         .file("csrc/views.cpp")
         .file("csrc/dist.cpp")
         .file("csrc/jit.cpp")
+        .file("csrc/maxpool.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .compile("byol_shim");

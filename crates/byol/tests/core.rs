@@ -212,3 +212,43 @@ fn a_narrow_small_input_resnet_keeps_detail_and_loads_back_from_its_weights() {
     let _ = std::fs::remove_file(&file);
     assert_eq!(max_abs_diff(&loaded.forward_momentum(&x).unwrap(), &model.forward_momentum(&x).unwrap()), 0.0);
 }
+
+/// The stem max-pool of the shim against ATen's on `x`: outputs and input
+/// gradients bit for bit (a random upstream gradient, so that where backward
+/// sends each one, and the order of sums where windows overlap, both show).
+fn max_pool_matches_aten(x: &Tensor) {
+    let ours_x = x.detach().set_requires_grad(true);
+    let aten_x = x.detach().set_requires_grad(true);
+    let ours = byol::tensor::shim::max_pool2d(&ours_x, 3, 2, 1).unwrap();
+    let aten = aten_x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+    assert_eq!(ours.size(), aten.size());
+    assert!(ours.isnan().eq_tensor(&aten.isnan()).all().int64_value(&[]) == 1, "NaNs in the same places");
+    assert_eq!(max_abs_diff(&ours.nan_to_num(0.0, None, None), &aten.nan_to_num(0.0, None, None)), 0.0, "outputs");
+    byol::tch::manual_seed(5);
+    let g = Tensor::randn(ours.size(), (Kind::Float, Device::Cpu));
+    // d(sum(y * g))/dy is g exactly.
+    (&ours * &g).sum(Kind::Float).backward();
+    (&aten * &g).sum(Kind::Float).backward();
+    let (a, b) = (ours_x.grad(), aten_x.grad());
+    assert!(a.eq_tensor(&b).all().int64_value(&[]) == 1, "input gradients differ by {}", max_abs_diff(&a, &b));
+}
+
+#[test]
+fn the_stem_max_pool_is_atens_bit_for_bit_values_and_gradients() {
+    byol::tch::manual_seed(3);
+    for (h, w) in [(32, 32), (16, 16), (7, 9), (2, 2), (33, 18)] {
+        max_pool_matches_aten(&Tensor::randn([3, 4, h, w], (Kind::Float, Device::Cpu)));
+    }
+}
+
+#[test]
+fn the_stem_max_pool_breaks_ties_and_takes_nans_as_aten_does() {
+    byol::tch::manual_seed(4);
+    // Few distinct values: most windows hold their maximum more than once.
+    let ties = Tensor::randint(3, [2, 3, 12, 14], (Kind::Float, Device::Cpu)).relu();
+    max_pool_matches_aten(&ties);
+    let with_nan = Tensor::randn([2, 2, 9, 9], (Kind::Float, Device::Cpu));
+    let _ = with_nan.narrow(2, 3, 1).narrow(3, 4, 2).fill_(f64::NAN);
+    let _ = with_nan.narrow(2, 0, 1).narrow(3, 0, 1).fill_(f64::NEG_INFINITY);
+    max_pool_matches_aten(&with_nan);
+}

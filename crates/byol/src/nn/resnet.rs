@@ -177,7 +177,7 @@ impl ResNet {
     pub fn forward(&self, p: &Params, x: &Tensor, train: bool, views: i64) -> Result<Tensor> {
         let mut h = self.bn1.forward(p, &self.conv1.forward(p, x, views)?, train, views)?.f_relu_()?;
         if !self.options.small_inputs {
-            h = h.f_max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)?;
+            h = crate::tensor::shim::max_pool2d(&h, 3, 2, 1)?;
         }
         for stage in &self.stages {
             for block in stage {

@@ -17,6 +17,7 @@ extern "C" {
     fn byol_inference_mode_enter() -> *mut std::os::raw::c_void;
     fn byol_inference_mode_exit(guard: *mut std::os::raw::c_void);
     fn byol_views_conv2d(x: *const C_tensor, w: *const C_tensor, stride: i64, padding: i64, views: i64) -> *mut C_tensor;
+    fn byol_max_pool2d(x: *const C_tensor, k: i64, s: i64, p: i64) -> *mut C_tensor;
     fn byol_views_linear(x: *const C_tensor, w: *const C_tensor, b: *const C_tensor, views: i64) -> *mut C_tensor;
 }
 
@@ -122,6 +123,14 @@ fn owned(ptr: *mut C_tensor, what: &str) -> Result<Tensor> {
 pub fn views_conv2d(x: &Tensor, w: &Tensor, stride: i64, padding: i64, views: i64) -> Result<Tensor> {
     // SAFETY: both pointers are live at::Tensor handles owned by tch.
     owned(unsafe { byol_views_conv2d(x.as_ptr(), w.as_ptr(), stride, padding, views) }, "conv2d")
+}
+
+/// `max_pool2d(x, k, s, p)` (dilation 1, floor mode): ATen's numbers and
+/// gradients, bit for bit; the ResNet stem's 3x3/2/1 on contiguous float CPU
+/// batches by the shim's faster kernel (csrc/maxpool.cpp).
+pub fn max_pool2d(x: &Tensor, k: i64, s: i64, p: i64) -> Result<Tensor> {
+    // SAFETY: a live at::Tensor handle owned by tch.
+    owned(unsafe { byol_max_pool2d(x.as_ptr(), k, s, p) }, "max_pool2d")
 }
 
 /// `linear(x, w, b)` over `views` stacked batches, as `views_conv2d`.
