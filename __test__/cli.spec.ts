@@ -69,7 +69,7 @@ test.serial('train writes TensorBoard event files: the scalars of metrics.jsonl 
   tb.scalars.lr.forEach(([, v]: number[], i: number) => t.true(Math.abs(v - steps[i].learningRate) <= 1e-6 * steps[i].learningRate))
   t.regex(tb.texts.hparams, /\| batchSize \| 8 \|/)
   // The HParams dashboard: the command's settings and the run's own.
-  t.like(tb.hparams, { batchSize: 8, hiddenDim: 32, optimizer: 'SGD', world_size: 1, precision: '32' })
+  t.like(tb.hparams, { batchSize: 8, hiddenDim: 32, optimizer: 'SGD', worldSize: 1, precision: '32', momentumSchedule: 'step' })
   t.deepEqual(Object.keys(tb.images), ['augmented_view_pairs'])
 })
 

@@ -32,7 +32,7 @@ async function train(logDir: string, logger: Array<'jsonl' | 'tensorboard'>) {
   const events: TrainingEvent[] = []
   const result = await new Trainer({ maxSteps: 4, logEveryNSteps: 1, logger, logDir }).fit(small(), loader(), {
     onProgress: (e) => events.push(e),
-    hparams: { note: 'a run of the tests', batch_size: 8 },
+    hparams: { note: 'a run of the tests', dataset: 'random pixels' },
   })
   return { events, result }
 }
@@ -46,8 +46,8 @@ test.serial('the tensorboard logger writes what TensorBoard reads: the scalars u
   t.deepEqual(Object.keys(tb.scalars).sort(), ['images_per_second', 'lr', 'momentum', 'projection_std', 'train_loss', 'train_loss_epoch'])
   t.deepEqual(tb.scalars.train_loss.map(([s]: number[]) => s), [1, 2, 3, 4])
   tb.scalars.train_loss.forEach(([, v]: number[], i: number) => t.true(Math.abs(v - steps[i].loss) <= 1e-6 * Math.max(1, Math.abs(steps[i].loss))))
-  t.like(tb.hparams, { backbone: 'resnet18', width: 64, optimizer: 'SGD', precision: '32', world_size: 1, note: 'a run of the tests', batch_size: 8 })
-  t.is(tb.hparam_types.batch_size, 'DATA_TYPE_FLOAT64')
+  t.like(tb.hparams, { backbone: 'resnet18', width: 64, optimizer: 'SGD', precision: '32', worldSize: 1, batchSize: 8, note: 'a run of the tests', dataset: 'random pixels' })
+  t.is(tb.hparam_types.batchSize, 'DATA_TYPE_FLOAT64')
   t.is(tb.hparam_types.note, 'DATA_TYPE_STRING')
   t.deepEqual(tb.hparam_metrics, ['train_loss', 'knn_accuracy'])
   // 8 pairs of 16x16 views, 2 white pixels apart.

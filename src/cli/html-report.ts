@@ -167,10 +167,12 @@ body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 table{border-collapse:collapse;margin:0 16px 16px 0;vertical-align:top;display:inline-table}th,td{border:1px solid #ddd;padding:4px 8px;text-align:left}th{background:#f6f6f6}
 .charts{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0;border:1px solid #eee;padding:8px}figcaption{font-weight:600}
 img{image-rendering:pixelated;width:100%;min-width:420px}
+details{margin:0 0 16px}summary{cursor:pointer;font-weight:600;margin-bottom:8px}
 svg text{font-size:11px;fill:#444}.grid{stroke:#eee}.empty{color:#888}h2{font-size:16px}
 </style></head><body>
 <h1>${escape(title)}</h1>
-<div>${table(rows)}${settings ? table((settings.options as Record<string, unknown>) ?? {}) : ''}</div>
+<div>${table(rows)}</div>
+${settings ? `<details><summary>every setting (${Object.keys((settings.options as Record<string, unknown>) ?? {}).length})</summary>${table((settings.options as Record<string, unknown>) ?? {})}</details>` : ''}
 <div class="charts">${thumbnails}${charts.join('\n')}</div>
 </body></html>
 `

@@ -422,31 +422,40 @@ fn hparams(
     extra: &serde_json::Map<String, serde_json::Value>,
 ) -> serde_json::Map<String, serde_json::Value> {
     use serde_json::json;
+    // Named as the Node package's options are, so that a script's own
+    // hyperparameters (and the CLI's flags) use the same names.
     let mut h = serde_json::Map::new();
     if let serde_json::Value::Object(a) = m.architecture() {
-        h.extend(a.into_iter().filter(|(_, v)| !v.is_null()));
+        for (k, v) in a.into_iter().filter(|(_, v)| !v.is_null()) {
+            let name = match k.as_str() {
+                "projection_head" => "projectionHead".to_string(),
+                "prediction_head" => "predictionHead".to_string(),
+                _ => k,
+            };
+            h.insert(name, v);
+        }
     }
     if let Some(o) = m.optimizer_config() {
         h.insert("optimizer".into(), json!(o.kind.name()));
         h.insert("lr".into(), json!(o.lr));
-        h.insert("weight_decay".into(), json!(o.weight_decay));
-        h.insert("optimizer_momentum".into(), json!(o.momentum));
+        h.insert("weightDecay".into(), json!(o.weight_decay));
+        h.insert("momentum".into(), json!(o.momentum));
     }
     let r = &config.run;
     h.extend([
-        ("lr_schedule".to_string(), json!(config.lr_schedule.name())),
-        ("warmup_steps".into(), json!(config.warmup_steps)),
-        ("warmup_epochs".into(), json!(config.warmup_epochs)),
+        ("lrSchedule".to_string(), json!(config.lr_schedule.name())),
+        ("warmupSteps".into(), json!(config.warmup_steps)),
+        ("warmupEpochs".into(), json!(config.warmup_epochs)),
         ("loss".into(), json!(config.loss.name())),
-        ("base_momentum".into(), json!(m.base_momentum())),
-        ("momentum_schedule".into(), json!(m.momentum_schedule.name())),
-        ("batch_size".into(), json!(loader.config.batch_size)),
-        ("accumulate_grad_batches".into(), json!(r.accumulate_grad_batches)),
-        ("world_size".into(), json!(world_size)),
-        ("sync_batch_norm".into(), json!(r.sync_batch_norm)),
+        ("baseMomentum".into(), json!(m.base_momentum())),
+        ("momentumSchedule".into(), json!(m.momentum_schedule.name())),
+        ("batchSize".into(), json!(loader.config.batch_size)),
+        ("accumulateGradBatches".into(), json!(r.accumulate_grad_batches)),
+        ("worldSize".into(), json!(world_size)),
+        ("syncBatchNorm".into(), json!(r.sync_batch_norm)),
         ("precision".into(), json!(r.precision.name())),
-        ("max_epochs".into(), json!(r.max_epochs)),
-        ("max_steps".into(), json!(r.max_steps)),
+        ("maxEpochs".into(), json!(r.max_epochs)),
+        ("maxSteps".into(), json!(r.max_steps)),
         ("seed".into(), json!(r.seed)),
     ]);
     h.extend(extra.clone());
