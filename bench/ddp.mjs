@@ -5,10 +5,10 @@
 // backward did not hide, and the broadcast of BatchNorm buffers. A speed-up
 // needs more cores than processes; this measures the overhead.
 import { execFileSync, spawn } from 'node:child_process'
-import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { freePort, rankEnv } from '../dist/launch.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const { values } = parseArgs({
@@ -24,18 +24,10 @@ const worker = join(here, 'ddp-worker.cjs')
 const args = [values.batch, values.size, values.steps, values.warmup]
 const last = (out) => JSON.parse(out.trim().split('\n').pop())
 
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-
 async function pair() {
   const port = String(await freePort())
   const ranks = [0, 1].map((rank) => {
-    const env = { ...process.env, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: '2', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: port }
+    const env = { ...process.env, ...rankEnv(rank, 2, '127.0.0.1', port) }
     const child = spawn(process.execPath, [worker, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout.on('data', (d) => (out += d))
@@ -46,7 +38,8 @@ async function pair() {
 
 console.log(`data-parallel overhead: ResNet18 BYOL, batch ${values.batch} per process, ${values.size}x${values.size}, CPU, one libtorch thread per process, Gloo over 127.0.0.1, bucket 25 MiB; steps ${values.warmup}-${values.steps} timed, best of ${values.rounds}`)
 // One process alone: no launcher's variables, whatever this shell has.
-const alone1 = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'].includes(k)))
+const launcherVariables = Object.keys(rankEnv(0, 1, '', ''))
+const alone1 = Object.fromEntries(Object.entries(process.env).filter(([k]) => !launcherVariables.includes(k)))
 let alone = Infinity
 let together = Infinity
 for (let r = 0; r < Number(values.rounds); r++) {

@@ -26,6 +26,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "shim.h"
@@ -141,11 +142,23 @@ void unflatten(const at::Tensor& flat, const at::Tensor* const* ts, const std::v
   }
 }
 
-void allreduce_sum_(Group* g, at::Tensor& t) {
+// Starts the SUM all-reduce of `t` in place.
+c10::intrusive_ptr<c10d::Work> start_sum(Group* g, at::Tensor& t) {
   std::vector<at::Tensor> one{t};
   c10d::AllreduceOptions options;
   options.timeout = g->timeout;
-  g->backend->allreduce(one, options)->wait(g->timeout);
+  return g->backend->allreduce(one, options);
+}
+
+void allreduce_sum_(Group* g, at::Tensor& t) { start_sum(g, t)->wait(g->timeout); }
+
+// DDP's bucket: the tensors `index` of `ts` copied into one flat buffer,
+// each multiplied by 1/size, and its SUM all-reduce started.
+std::pair<at::Tensor, c10::intrusive_ptr<c10d::Work>> start_mean(Group* g, const at::Tensor* const* ts, const std::vector<size_t>& index) {
+  at::NoGradGuard no_grad;
+  at::Tensor flat = flatten(ts, index).mul_(1.0 / static_cast<double>(g->size));
+  auto work = start_sum(g, flat);
+  return {flat, work};
 }
 
 // torch.distributed.nn.functional.all_reduce: the sum over the ranks, whose
@@ -282,15 +295,10 @@ int byol_dist_allreduce_mean(void* group, const at::Tensor* const* ts, size_t n,
     auto plan = buckets(ts, n, bucket_bytes);
     std::vector<at::Tensor> flats;
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    const double scale = 1.0 / static_cast<double>(g->size);
     for (const auto& index : plan) {
-      at::Tensor flat = flatten(ts, index);
-      flat.mul_(scale);
-      std::vector<at::Tensor> one{flat};
-      c10d::AllreduceOptions options;
-      options.timeout = g->timeout;
-      works.push_back(g->backend->allreduce(one, options));
+      auto [flat, work] = start_mean(g, ts, index);
       flats.push_back(flat);
+      works.push_back(work);
     }
     wait_all(works, g->timeout);
     for (size_t b = 0; b < plan.size(); ++b) {
@@ -323,32 +331,25 @@ int byol_dist_backward_mean(void* group, const at::Tensor* loss, const at::Tenso
     std::vector<const at::Tensor*> reversed(params, params + n);
     std::reverse(reversed.begin(), reversed.end());
     const auto plan = buckets(reversed.data(), n, bucket_bytes);
-    // Parameter i's bucket; what backward has produced so far.
+    // Parameter i is reversed[n - 1 - i]; its bucket, and what backward has
+    // produced so far, in the same reversed order as the plan.
     std::vector<size_t> bucket_of(n);
     for (size_t b = 0; b < plan.size(); ++b) {
-      for (size_t j : plan[b]) bucket_of[n - 1 - j] = b;
+      for (size_t j : plan[b]) bucket_of[j] = b;
     }
     std::vector<size_t> pending(plan.size());
     for (size_t b = 0; b < plan.size(); ++b) pending[b] = plan[b].size();
     std::vector<at::Tensor> ready(n);
+    std::vector<const at::Tensor*> ready_ptrs(n);
+    for (size_t j = 0; j < n; ++j) ready_ptrs[j] = &ready[j];
     std::vector<at::Tensor> flats(plan.size());
     std::vector<c10::intrusive_ptr<c10d::Work>> works(plan.size());
-    const double scale = 1.0 / static_cast<double>(g->size);
-    auto launch = [&](size_t b) {
-      at::NoGradGuard no_grad;
-      std::vector<at::Tensor> parts;
-      parts.reserve(plan[b].size());
-      for (size_t j : plan[b]) parts.push_back(ready[n - 1 - j].reshape({-1}));
-      flats[b] = at::cat(parts).mul_(scale);
-      std::vector<at::Tensor> one{flats[b]};
-      c10d::AllreduceOptions options;
-      options.timeout = g->timeout;
-      works[b] = g->backend->allreduce(one, options);
-    };
     auto produced = [&](size_t i, const at::Tensor& grad) {
       at::NoGradGuard no_grad;
-      ready[i] = extra ? grad + *extra[i] : grad;
-      if (--pending[bucket_of[i]] == 0) launch(bucket_of[i]);
+      const size_t j = n - 1 - i;
+      ready[j] = extra ? grad + *extra[i] : grad;
+      const size_t b = bucket_of[j];
+      if (--pending[b] == 0) std::tie(flats[b], works[b]) = start_mean(g, ready_ptrs.data(), plan[b]);
     };
     std::vector<at::Tensor> inputs;
     for (size_t i = 0; i < n; ++i) {
@@ -360,13 +361,13 @@ int byol_dist_backward_mean(void* group, const at::Tensor* loss, const at::Tenso
     remove_hooks();
     // Gradients no hook saw (none, unless a backend skips tensor hooks).
     for (size_t i = 0; i < n; ++i) {
-      if (!ready[i].defined()) produced(i, grads[i]);
+      if (!ready[n - 1 - i].defined()) produced(i, grads[i]);
     }
     wait_all(works, g->timeout);
     for (size_t b = 0; b < plan.size(); ++b) {
       int64_t offset = 0;
       for (size_t j : plan[b]) {
-        const at::Tensor& p = *params[n - 1 - j];
+        const at::Tensor& p = *reversed[j];
         out[n - 1 - j] = new at::Tensor(flats[b].narrow(0, offset, p.numel()).view(p.sizes()));
         offset += p.numel();
       }
