@@ -41,7 +41,7 @@ function elfFacts(file: string) {
 }
 
 for (const [platform, arch] of [['linux-x64-gnu', 'X86-64'], ['linux-arm64-gnu', 'AArch64']]) {
-  test.serial(`the ${platform} binary needs glibc <= 2.28, finds libtorch by soname and has no RPATH`, (t) => {
+  test.serial(`the ${platform} binary needs glibc <= 2.28, finds libtorch by soname, needs no CUDA library and has no RPATH`, (t) => {
     const addon = path.join(project, 'node_modules', `byol-torch-${platform}`, `byol-torch.${platform}.node`)
     if (platform !== 'linux-x64-gnu') {
       // npm installs only this machine's platform package: read the other from its tarball.
@@ -58,7 +58,10 @@ for (const [platform, arch] of [['linux-x64-gnu', 'X86-64'], ['linux-arm64-gnu',
     t.true(facts.glibc[0] === 2 && facts.glibc[1] <= 28, `needs GLIBC_${facts.glibc.join('.')}`)
     // No newer than libtorch's own need (the libstdc++ of GCC 8, as manylinux_2_28).
     t.true(facts.glibcxx[2] <= 25, `needs GLIBCXX_${facts.glibcxx.join('.')}`)
-    for (const lib of ['libtorch.so', 'libtorch_cpu.so', 'libc10.so']) t.true(facts.needed.includes(lib), lib)
+    for (const lib of ['libtorch_cpu.so', 'libc10.so']) t.true(facts.needed.includes(lib), lib)
+    // libtorch.so needs libtorch_cuda.so: either entry would map the CUDA
+    // libraries on a host that has no GPU (src/native.ts loads them where it has).
+    for (const lib of ['libtorch.so', 'libtorch_cuda.so', 'libc10_cuda.so']) t.false(facts.needed.includes(lib), lib)
     t.deepEqual(facts.runPaths, [], 'no RPATH or RUNPATH')
   })
 }

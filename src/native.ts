@@ -11,27 +11,48 @@ import * as path from 'node:path'
 import { findLibtorch, LibtorchLocation, platformPackage } from './locate'
 import type * as Native from './native.generated'
 
+/** dlopen `file` for its symbols: undefined when it loaded, else dlopen's message. */
+function open(file: string, flags: number): string | undefined {
+  try {
+    process.dlopen({ exports: {} } as NodeJS.Module, file, flags)
+  } catch (e) {
+    // A plain shared library is not a Node addon: dlopen succeeds, then Node
+    // throws "did not self-register". Anything else means it did not load.
+    const message = e instanceof Error ? e.message : String(e)
+    if (!/self-register/.test(message)) return message
+  }
+  return undefined
+}
+
+/**
+ * Whether this host has a CUDA driver (libcuda.so.1, which NVIDIA's driver
+ * installs and no wheel ships). Without one CUDA cannot run, so the CUDA half
+ * of libtorch is left unloaded: libtorch_cuda and what it needs (cuBLAS,
+ * cuDNN, NCCL, ...) add about 230 MB to a process once mapped and relocated.
+ */
+function hasCudaDriver(): boolean {
+  return open('libcuda.so.1', os.constants.dlopen.RTLD_LAZY | os.constants.dlopen.RTLD_LOCAL) === undefined
+}
+
 function preload(libDir: string): void {
   // Node dlcloses a library that does not register as an addon; glibc's
   // RTLD_NODELETE (0x1000, not in os.constants) keeps it mapped so that the
   // addon's NEEDED entries resolve to it by soname.
   const RTLD_NODELETE = 0x1000
   const flags = os.constants.dlopen.RTLD_NOW | os.constants.dlopen.RTLD_GLOBAL | RTLD_NODELETE
-  const libs = ['libc10.so', 'libtorch_cpu.so', 'libc10_cuda.so', 'libtorch_cuda.so', 'libtorch.so']
+  // The addon needs libc10 and libtorch_cpu only. libtorch_cuda registers CUDA
+  // with them from its static initialisers, so it is loaded before the addon
+  // (before anything asks whether CUDA is available), and only with a driver.
+  const libs = ['libc10.so', 'libtorch_cpu.so']
+  if (hasCudaDriver()) libs.push('libc10_cuda.so', 'libtorch_cuda.so')
   for (const name of libs) {
     const file = path.join(libDir, name)
     if (!fs.existsSync(file)) continue
-    try {
-      process.dlopen({ exports: {} } as NodeJS.Module, file, flags)
-    } catch (e) {
-      // A plain shared library is not a Node addon: dlopen succeeds, then Node
-      // throws "did not self-register". Anything else is a real failure.
-      const message = e instanceof Error ? e.message : String(e)
-      if (!/self-register/.test(message)) {
-        const err = new Error(`byol-torch: cannot load ${file}: ${message}`) as Error & { code: string }
-        err.code = 'ERR_BYOL_LIBTORCH_LOAD'
-        throw err
-      }
+    const message = open(file, flags)
+    if (message !== undefined) {
+      const err = new Error(`byol-torch: cannot load ${file}: ${message}`) as Error & { code: string }
+      err.code = 'ERR_BYOL_LIBTORCH_LOAD'
+      throw err
     }
   }
 }

@@ -34,4 +34,10 @@ fn main() {
         .include(include.join("torch/csrc/api/include"))
         .compile("byol_shim");
     cxx("compat").link_lib_modifier("+whole-archive").compile("byol_compat");
+    // libc10 ahead of torch-sys's `-ltorch`: libtorch_cpu's reference to
+    // std::ios_base_library_init is then met by libc10, where it resolves at run
+    // time, and `--as-needed` leaves out libtorch.so, whose own NEEDED entry
+    // would map libtorch_cuda and the CUDA libraries on every host (see
+    // crates/byol-node/build.rs).
+    println!("cargo:rustc-link-lib=dylib=c10");
 }
