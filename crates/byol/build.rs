@@ -30,6 +30,11 @@ fn main() {
         .file("csrc/dist.cpp")
         .file("csrc/jit.cpp")
         .file("csrc/maxpool.cpp")
+        .file("csrc/batchnorm.cpp")
+        // at::parallel_for's body is a header-inline `#pragma omp parallel`:
+        // with OpenMP on, the shim's loops share ATen's OpenMP threads (the
+        // wheel's libgomp, which torch-sys links as `gomp`).
+        .flag("-fopenmp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .compile("byol_shim");

@@ -11,8 +11,6 @@
 #include <c10/core/InferenceMode.h>
 #include <algorithm>
 #include <cstring>
-#include <mutex>
-#include <thread>
 #include <string>
 #include <vector>
 
@@ -26,33 +24,6 @@ thread_local std::string last_error;
 void remember(const std::exception& e) {
   const auto* c10 = dynamic_cast<const c10::Error*>(&e);
   last_error = c10 ? c10->what_without_backtrace() : e.what();
-}
-
-void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
-  const int64_t most = grain > 0 ? std::max<int64_t>(1, n / grain) : n;
-  const int64_t threads = std::min<int64_t>(at::get_num_threads(), most);
-  if (threads <= 1 || at::in_parallel_region()) {
-    if (n > 0) f(0, n);
-    return;
-  }
-  const int64_t chunk = (n + threads - 1) / threads;
-  std::exception_ptr error;
-  std::mutex m;
-  auto run = [&](int64_t t) {
-    const int64_t begin = t * chunk, end = std::min(n, begin + chunk);
-    if (begin >= end) return;
-    try {
-      f(begin, end);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(m);
-      if (!error) error = std::current_exception();
-    }
-  };
-  std::vector<std::thread> others;
-  for (int64_t t = 1; t < threads; ++t) others.emplace_back(run, t);
-  run(0);
-  for (auto& t : others) t.join();
-  if (error) std::rethrow_exception(error);
 }
 
 extern "C" {
@@ -91,7 +62,7 @@ const char* byol_last_error() { return last_error.c_str(); }
 
 // ema[i] = ema[i] * m + online[i] * (1 - m) for each pair: lightly's
 // update_momentum. A contiguous float32 CPU pair takes one pass over memory,
-// without temporaries, split over libtorch's intra-op thread count (parallel_chunks); each product and the sum are
+// without temporaries, split over libtorch's intra-op threads; each product and the sum are
 // rounded to float32 as ATen's three ops round them (build.rs compiles this
 // file with -ffp-contract=off, so no FMA merges them), so the result is
 // bit-identical. Any other pair goes through those three ops. Returns 0, or
@@ -111,7 +82,7 @@ int byol_ema_update(const at::Tensor* const* ema, const at::Tensor* const* onlin
         float* __restrict ep = e.data_ptr<float>();
         const float* __restrict op = o.const_data_ptr<float>();
         // Split only where a tensor is large enough to pay for a thread.
-        parallel_chunks(e.numel(), int64_t{1} << 19, [&](int64_t begin, int64_t end) {
+        at::parallel_for(0, e.numel(), int64_t{1} << 19, [&](int64_t begin, int64_t end) {
           for (int64_t k = begin; k < end; ++k) ep[k] = ep[k] * keep + op[k] * take;
         });
         e.unsafeGetTensorImpl()->bump_version();

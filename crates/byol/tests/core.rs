@@ -252,3 +252,51 @@ fn the_stem_max_pool_breaks_ties_and_takes_nans_as_aten_does() {
     let _ = with_nan.narrow(2, 0, 1).narrow(3, 0, 1).fill_(f64::NEG_INFINITY);
     max_pool_matches_aten(&with_nan);
 }
+
+/// Exact equality of two tensors, with the largest difference in the message.
+fn assert_same(a: &Tensor, b: &Tensor, what: &str) {
+    assert!(a.eq_tensor(b).all().int64_value(&[]) == 1, "{what} differ by {}", max_abs_diff(a, b));
+}
+
+/// The shim's two-view BatchNorm against one at::batch_norm per view on `x`
+/// (a channel offset and scale per channel, as activations have): outputs,
+/// running statistics, and the gradients of input, weight and bias, bit for bit.
+fn views_batch_norm_matches_aten(x: &Tensor) {
+    let c = x.size()[1];
+    let opts = (Kind::Float, Device::Cpu);
+    let w0 = Tensor::rand([c], opts) + 0.5;
+    let b0 = Tensor::randn([c], opts);
+    let make = || {
+        let w = w0.detach().set_requires_grad(true);
+        let b = b0.detach().set_requires_grad(true);
+        let x = x.detach().set_requires_grad(true);
+        (x, w, b, Tensor::randn([c], opts).abs().fill_(0.3), Tensor::ones([c], opts).fill_(1.7))
+    };
+    let (ox, ow, ob, orm, orv) = make();
+    let (ax, aw, ab, arm, arv) = make();
+    let ours = byol::tensor::shim::views_batch_norm(&ox, [&ow, &ob, &orm, &orv], 0.1, 1e-5, 2).unwrap();
+    let halves: Vec<Tensor> =
+        ax.chunk(2, 0).iter().map(|v| v.batch_norm(Some(&aw), Some(&ab), Some(&arm), Some(&arv), true, 0.1, 1e-5, true)).collect();
+    let aten = Tensor::cat(&halves, 0);
+    assert_same(&ours, &aten, "outputs");
+    assert_same(&orm, &arm, "running means");
+    assert_same(&orv, &arv, "running variances");
+    let g = Tensor::randn(ours.size(), opts);
+    (&ours * &g).sum(Kind::Float).backward();
+    (&aten * &g).sum(Kind::Float).backward();
+    assert_same(&ox.grad(), &ax.grad(), "input gradients");
+    assert_same(&ow.grad(), &aw.grad(), "weight gradients");
+    assert_same(&ob.grad(), &ab.grad(), "bias gradients");
+}
+
+#[test]
+fn two_view_batch_norm_is_atens_per_view_calls_bit_for_bit() {
+    byol::tch::manual_seed(6);
+    let opts = (Kind::Float, Device::Cpu);
+    // Channel counts below, at and above the kernel's groups of 8; ResNet18's
+    // shapes at 64x64 among them.
+    for (n, c, h, w) in [(64, 64, 32, 32), (64, 64, 16, 16), (64, 512, 2, 2), (8, 5, 7, 9), (4, 19, 3, 3), (6, 8, 1, 2), (4, 16, 3, 5)] {
+        let x = Tensor::randn([n, c, h, w], opts) * (Tensor::rand([1, c, 1, 1], opts) * 4.0) + Tensor::randn([1, c, 1, 1], opts) * 3.0;
+        views_batch_norm_matches_aten(&x);
+    }
+}

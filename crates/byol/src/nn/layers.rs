@@ -3,7 +3,7 @@
 use crate::dist::{with_sync_group, ProcessGroup};
 use crate::error::{Error, Result};
 use crate::nn::params::{join, Params, Role, Slot};
-use crate::tensor::shim::{views_conv2d, views_linear};
+use crate::tensor::shim::{views_batch_norm, views_conv2d, views_linear};
 use tch::{Device, Kind, Tensor};
 
 /// PyTorch's BatchNorm defaults.
@@ -60,11 +60,19 @@ impl BatchNorm {
     /// statistics and moves the running ones in turn, as separate calls would,
     /// while the layers around it see one call instead of `views`.
     pub fn forward(&self, p: &Params, x: &Tensor, train: bool, views: i64) -> Result<Tensor> {
-        if !train || views <= 1 {
+        if !train || views <= 1 || with_sync_group(|g| g.is_some()) {
+            if train && views > 1 {
+                let outputs = x.f_chunk(views, 0)?.iter().map(|v| self.forward_batch(p, v, true)).collect::<Result<Vec<_>>>()?;
+                return Ok(Tensor::f_cat(&outputs, 0)?);
+            }
             return self.forward_batch(p, x, train);
         }
-        let outputs = x.f_chunk(views, 0)?.iter().map(|v| self.forward_batch(p, v, true)).collect::<Result<Vec<_>>>()?;
-        Ok(Tensor::f_cat(&outputs, 0)?)
+        {
+            let _guard = tch::no_grad_guard();
+            let _ = p.get(self.num_batches_tracked).shallow_clone().f_add_scalar_(views)?;
+        }
+        let params = [p.get(self.weight), p.get(self.bias), p.get(self.running_mean), p.get(self.running_var)];
+        views_batch_norm(x, params, BN_MOMENTUM, BN_EPS, views)
     }
 
     fn forward_batch(&self, p: &Params, x: &Tensor, train: bool) -> Result<Tensor> {

@@ -19,6 +19,16 @@ extern "C" {
     fn byol_views_conv2d(x: *const C_tensor, w: *const C_tensor, stride: i64, padding: i64, views: i64) -> *mut C_tensor;
     fn byol_max_pool2d(x: *const C_tensor, k: i64, s: i64, p: i64) -> *mut C_tensor;
     fn byol_views_linear(x: *const C_tensor, w: *const C_tensor, b: *const C_tensor, views: i64) -> *mut C_tensor;
+    fn byol_views_batch_norm(
+        x: *const C_tensor,
+        w: *const C_tensor,
+        b: *const C_tensor,
+        running_mean: *const C_tensor,
+        running_var: *const C_tensor,
+        momentum: f64,
+        eps: f64,
+        views: i64,
+    ) -> *mut C_tensor;
 }
 
 fn handles(tensors: &[&Tensor]) -> Vec<*const C_tensor> {
@@ -131,6 +141,27 @@ pub fn views_conv2d(x: &Tensor, w: &Tensor, stride: i64, padding: i64, views: i6
 pub fn max_pool2d(x: &Tensor, k: i64, s: i64, p: i64) -> Result<Tensor> {
     // SAFETY: a live at::Tensor handle owned by tch.
     owned(unsafe { byol_max_pool2d(x.as_ptr(), k, s, p) }, "max_pool2d")
+}
+
+/// Training-mode `batch_norm` over `views` batches stacked in `x`, each
+/// normalised by its own statistics and moving the running ones in turn, as
+/// that many separate calls would; ATen's numbers bit for bit, the statistics
+/// of contiguous float CPU batches by the shim's faster kernel
+/// (csrc/batchnorm.cpp).
+pub fn views_batch_norm(
+    x: &Tensor,
+    [w, b, running_mean, running_var]: [&Tensor; 4],
+    momentum: f64,
+    eps: f64,
+    views: i64,
+) -> Result<Tensor> {
+    // SAFETY: live at::Tensor handles owned by tch.
+    owned(
+        unsafe {
+            byol_views_batch_norm(x.as_ptr(), w.as_ptr(), b.as_ptr(), running_mean.as_ptr(), running_var.as_ptr(), momentum, eps, views)
+        },
+        "batch_norm",
+    )
 }
 
 /// `linear(x, w, b)` over `views` stacked batches, as `views_conv2d`.
