@@ -31,9 +31,8 @@ fn main() {
         .file("csrc/jit.cpp")
         .file("csrc/maxpool.cpp")
         .file("csrc/batchnorm.cpp")
-        // at::parallel_for's body is a header-inline `#pragma omp parallel`:
-        // with OpenMP on, the shim's loops share ATen's OpenMP threads (the
-        // wheel's libgomp, which torch-sys links as `gomp`).
+        // The shim's loops run on ATen's OpenMP threads (the wheel's libgomp,
+        // which torch-sys links as `gomp`); see parallel_chunks in shim.h.
         .flag("-fopenmp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))

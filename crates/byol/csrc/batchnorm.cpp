@@ -22,7 +22,6 @@
 // (other devices, dtypes, layouts or ranks, CPUs, autocast, tracing) runs
 // at::batch_norm view by view.
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/jit/frontend/tracer.h>
@@ -191,7 +190,7 @@ void normalise(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, co
   float* invstd = save_invstd.data_ptr<float>();
   std::vector<float> var_sum(C);
   // Channel groups of LANES, as many as there are threads to take them.
-  at::parallel_for(0, (C + LANES - 1) / LANES, 1, [&](int64_t begin, int64_t end) {
+  parallel_chunks((C + LANES - 1) / LANES, 1, [&](int64_t begin, int64_t end) {
     for (int64_t group = begin; group < end; ++group) {
       const int64_t c0 = group * LANES, lanes = std::min(LANES, C - c0);
       if (lanes == LANES) {
@@ -221,7 +220,7 @@ void normalise(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, co
   rv.unsafeGetTensorImpl()->bump_version();
 
   float* o = out.data_ptr<float>();
-  at::parallel_for(0, n * C, 1, [&](int64_t begin, int64_t end) {
+  parallel_chunks(n * C, 1, [&](int64_t begin, int64_t end) {
     for (int64_t plane = begin; plane < end; ++plane) {
       affine(in + plane * hw, o + plane * hw, hw, alpha[plane % C], beta[plane % C]);
     }

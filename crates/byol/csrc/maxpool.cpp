@@ -11,7 +11,6 @@
 // sums where windows overlap round the same way. Anything else (other
 // layouts, dtypes, devices, kernel shapes) goes to at::max_pool2d.
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 
@@ -110,7 +109,7 @@ std::pair<at::Tensor, at::Tensor> pool(const at::Tensor& x) {
   const float* in = x.const_data_ptr<float>();
   float* out = y.data_ptr<float>();
   uint8_t* a = arg.data_ptr<uint8_t>();
-  at::parallel_for(0, N * C, 16, [&](int64_t begin, int64_t end) {
+  parallel_chunks(N * C, 16, [&](int64_t begin, int64_t end) {
     for (int64_t plane = begin; plane < end; ++plane) {
       pool_plane(in + plane * H * W, H, W, out + plane * OH * OW, a + plane * OH * OW, OH, OW);
     }
@@ -125,7 +124,7 @@ at::Tensor unpool(const at::Tensor& grad_out, const at::Tensor& arg, int64_t H, 
   const float* go = g.const_data_ptr<float>();
   const uint8_t* a = arg.const_data_ptr<uint8_t>();
   float* gi = gx.data_ptr<float>();
-  at::parallel_for(0, N * C, 16, [&](int64_t begin, int64_t end) {
+  parallel_chunks(N * C, 16, [&](int64_t begin, int64_t end) {
     for (int64_t plane = begin; plane < end; ++plane) {
       const float* gp = go + plane * OH * OW;
       const uint8_t* ap = a + plane * OH * OW;

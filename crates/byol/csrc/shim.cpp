@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
+#include <omp.h>
 #include <c10/core/InferenceMode.h>
 #include <algorithm>
 #include <cstring>
@@ -24,6 +25,31 @@ thread_local std::string last_error;
 void remember(const std::exception& e) {
   const auto* c10 = dynamic_cast<const c10::Error*>(&e);
   last_error = c10 ? c10->what_without_backtrace() : e.what();
+}
+
+void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
+  const int64_t most = grain > 0 ? std::max<int64_t>(1, n / grain) : n;
+  const int64_t threads = std::min<int64_t>(at::get_num_threads(), most);
+  if (threads <= 1 || omp_in_parallel()) {
+    if (n > 0) f(0, n);
+    return;
+  }
+  std::exception_ptr error;
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t team = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t chunk = (n + team - 1) / team;
+    const int64_t begin = t * chunk, end = std::min(n, begin + chunk);
+    if (begin < end) {
+      try {
+        f(begin, end);
+      } catch (...) {
+#pragma omp critical(byol_parallel_chunks)
+        if (!error) error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 extern "C" {
@@ -82,7 +108,7 @@ int byol_ema_update(const at::Tensor* const* ema, const at::Tensor* const* onlin
         float* __restrict ep = e.data_ptr<float>();
         const float* __restrict op = o.const_data_ptr<float>();
         // Split only where a tensor is large enough to pay for a thread.
-        at::parallel_for(0, e.numel(), int64_t{1} << 19, [&](int64_t begin, int64_t end) {
+        parallel_chunks(e.numel(), int64_t{1} << 19, [&](int64_t begin, int64_t end) {
           for (int64_t k = begin; k < end; ++k) ep[k] = ep[k] * keep + op[k] * take;
         });
         e.unsafeGetTensorImpl()->bump_version();
