@@ -1,17 +1,12 @@
-// The addon links libtorch_cpu and libc10 only. libtorch_cuda, which pulls in
+// The addon links what torch-sys links, libtorch_cpu and libc10 (libc10 put
+// ahead of `-ltorch` by crates/byol/build.rs). libtorch_cuda, which pulls in
 // cuBLAS, cuDNN, NCCL and the rest (about 230 MB of a process's memory once
 // mapped and relocated), is not a NEEDED entry: src/native.ts loads it before
 // the addon where a CUDA driver is present, and its static initialisers then
-// register CUDA with libtorch_cpu. A CPU-only host never maps it.
+// register CUDA with libtorch_cpu. A CPU-only host never maps it. There is no
+// absolute rpath either: the same loader preloads libtorch from
+// BYOL_TORCH_LIBTORCH, the per-user cache or the python3 on PATH, so one
+// binary works on any host with PyTorch 2.11.0.
 fn main() {
     napi_build::setup();
-    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    if let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
-        println!("cargo:rustc-link-search=native={lib_dir}");
-        println!("cargo:rustc-cdylib-link-arg=-ltorch_cpu");
-        println!("cargo:rustc-cdylib-link-arg=-lc10");
-        // No absolute rpath: the loader in src/native.ts preloads libtorch from
-        // BYOL_TORCH_LIBTORCH, the per-user cache or the python3 on PATH, so the
-        // same binary works on any host with PyTorch 2.11.0.
-    }
 }

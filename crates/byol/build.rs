@@ -42,6 +42,6 @@ fn main() {
     // std::ios_base_library_init is then met by libc10, where it resolves at run
     // time, and `--as-needed` leaves out libtorch.so, whose own NEEDED entry
     // would map libtorch_cuda and the CUDA libraries on every host (see
-    // crates/byol-node/build.rs).
+    // crates/byol-node/build.rs and src/native.ts).
     println!("cargo:rustc-link-lib=dylib=c10");
 }

@@ -60,30 +60,30 @@ impl BatchNorm {
     /// statistics and moves the running ones in turn, as separate calls would,
     /// while the layers around it see one call instead of `views`.
     pub fn forward(&self, p: &Params, x: &Tensor, train: bool, views: i64) -> Result<Tensor> {
-        if !train || views <= 1 || with_sync_group(|g| g.is_some()) {
-            if train && views > 1 {
-                let outputs = x.f_chunk(views, 0)?.iter().map(|v| self.forward_batch(p, v, true)).collect::<Result<Vec<_>>>()?;
-                return Ok(Tensor::f_cat(&outputs, 0)?);
-            }
+        if !train || views <= 1 {
             return self.forward_batch(p, x, train);
         }
-        {
-            let _guard = tch::no_grad_guard();
-            let _ = p.get(self.num_batches_tracked).shallow_clone().f_add_scalar_(views)?;
+        if with_sync_group(|g| g.is_some()) {
+            // SyncBatchNorm's statistics span the ranks: view by view here.
+            let outputs = x.f_chunk(views, 0)?.iter().map(|v| self.forward_batch(p, v, true)).collect::<Result<Vec<_>>>()?;
+            return Ok(Tensor::f_cat(&outputs, 0)?);
         }
+        self.count_batches(p, views)?;
         let params = [p.get(self.weight), p.get(self.bias), p.get(self.running_mean), p.get(self.running_var)];
         views_batch_norm(x, params, BN_MOMENTUM, BN_EPS, views)
     }
 
+    /// PyTorch counts batches even when `momentum` is set; kept so that state
+    /// dicts round-trip with the same values.
+    fn count_batches(&self, p: &Params, n: i64) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        let _ = p.get(self.num_batches_tracked).shallow_clone().f_add_scalar_(n)?;
+        Ok(())
+    }
+
     fn forward_batch(&self, p: &Params, x: &Tensor, train: bool) -> Result<Tensor> {
         if train {
-            // PyTorch counts batches even when `momentum` is set; kept so that
-            // state dicts round-trip with the same values.
-            let _guard = tch::no_grad_guard();
-            let mut n = p.get(self.num_batches_tracked).shallow_clone();
-            let _ = n.f_add_scalar_(1)?;
-        }
-        if train {
+            self.count_batches(p, 1)?;
             if let Some(y) = with_sync_group(|g| g.map(|g| self.forward_synced(p, x, g))) {
                 return y;
             }
