@@ -1,9 +1,12 @@
 // ResNet's stem max-pool (3x3, stride 2, padding 1) on contiguous float32 CPU
 // batches, equal to ATen's bit for bit and several times faster. ATen's NCHW
 // kernel scans each window with an int64 index per output, one output at a
-// time; it was a tenth of a BYOL step at batch 32, 64x64. Here each output
-// row is computed across its columns at once (a loop the compiler
-// vectorises), in the same (kh, kw) scan order with the same update rule
+// time; it was a tenth of a BYOL step at batch 32, 64x64. Here the nine taps
+// of each output row are first copied out of its three input rows (the
+// stride-2 columns apart, so that tap t of every window is contiguous), and
+// then all the row's windows are computed at once in vector lanes (AVX-512 or
+// AVX2 where the CPU has it; 4x a first version that left the strided loads
+// to the compiler, which did not vectorise them), in the same (kh, kw) scan order with the same update rule
 // (`v > max || isnan(v)`), so the chosen position, and therefore where
 // backward sends each gradient, is ATen's; the window offset of the maximum
 // (0..8) is kept as one byte per output. Backward adds each output's gradient
@@ -14,8 +17,10 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "shim.h"
 
@@ -35,69 +40,57 @@ bool fast(const at::Tensor& x, int64_t k, int64_t s, int64_t p) {
          x.is_contiguous() && x.size(2) >= 2 && x.size(3) >= 2;
 }
 
-// The windows of one output row that lie inside the input, columns [first,
-// last): nine values each, taken in ATen's scan order. The first is where
-// ATen's -inf start leaves its maximum after one comparison (a NaN or any
-// value replaces -inf; -inf itself stays at offset 0). No output depends on
-// another, so the loop vectorises across columns.
-void inner_row(const float* __restrict rows, int64_t W, float* __restrict o, uint8_t* __restrict a, int64_t first, int64_t last) {
-  const float* __restrict r0 = rows;
-  const float* __restrict r1 = rows + W;
-  const float* __restrict r2 = rows + 2 * W;
-  for (int64_t ow = first; ow < last; ++ow) {
-    const int64_t c = ow * S - P;
-    float best = r0[c];
-    uint8_t k = 0;
-    const float v[8] = {r0[c + 1], r0[c + 2], r1[c], r1[c + 1], r1[c + 2], r2[c], r2[c + 1], r2[c + 2]};
-    for (int i = 0; i < 8; ++i) {
-      const bool take = v[i] > best || v[i] != v[i];
-      best = take ? v[i] : best;
-      k = take ? static_cast<uint8_t>(i + 1) : k;
+// One output row from its three input rows, each split into the values at
+// columns 2*ow-1, 2*ow and 2*ow+1 (`taps`, tap t = kh*3+kw at t*OW), with
+// -inf where the column or the row lies outside the input, which
+// `v > best` never takes. Each window is scanned in ATen's (kh, kw) order
+// from ATen's start (-inf, at the window's first valid position `first`),
+// with ATen's update rule, so ties and NaNs pick ATen's position. No output
+// depends on another: the loop runs across columns in vector lanes.
+#if defined(__x86_64__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void row_windows(const float* __restrict taps, int64_t OW, const uint8_t* __restrict first, float* __restrict o, uint8_t* __restrict a) {
+  for (int64_t ow = 0; ow < OW; ++ow) {
+    float best = -std::numeric_limits<float>::infinity();
+    int32_t k = first[ow];
+    for (int32_t t = 0; t < K * K; ++t) {
+      const float v = taps[t * OW + ow];
+      const bool take = v > best || v != v;
+      best = take ? v : best;
+      k = take ? t : k;
     }
     o[ow] = best;
-    a[ow] = k;
+    a[ow] = static_cast<uint8_t>(k);
   }
 }
 
-// One plane: `in` [H, W] -> `out` [OH, OW], `arg` the window offset kh*3+kw.
-void pool_plane(const float* in, int64_t H, int64_t W, float* out, uint8_t* arg, int64_t OH, int64_t OW) {
+// One plane: `in` [H, W] -> `out` [OH, OW], `arg` the window offset kh*3+kw;
+// `taps` has room for 9*OW floats and `first` for OW bytes.
+void pool_plane(const float* in, int64_t H, int64_t W, float* out, uint8_t* arg, int64_t OH, int64_t OW, float* taps, uint8_t* first) {
   constexpr float lowest = -std::numeric_limits<float>::infinity();
-  // Output columns whose window lies inside the row: 2*ow - 1 >= 0 and 2*ow + 1 < W.
-  const int64_t first = 1, last = std::min(OW, (W - 2) / 2 + 1);  // [first, last)
   for (int64_t oh = 0; oh < OH; ++oh) {
     const int64_t ih0 = oh * S - P;
-    float* o = out + oh * OW;
-    uint8_t* a = arg + oh * OW;
-    // Edge columns (and whole rows near the border), one window at a time.
-    auto window = [&](int64_t ow) {
-      const int64_t iw0 = ow * S - P;
-      float best = lowest;
-      int64_t best_k = -1;
-      for (int64_t kh = 0; kh < K; ++kh) {
-        const int64_t ih = ih0 + kh;
-        if (ih < 0 || ih >= H) continue;
-        for (int64_t kw = 0; kw < K; ++kw) {
-          const int64_t iw = iw0 + kw;
-          if (iw < 0 || iw >= W) continue;
-          const float v = in[ih * W + iw];
-          if (best_k < 0) best_k = kh * K + kw;  // ATen starts at the first valid position.
-          if (v > best || std::isnan(v)) {
-            best = v;
-            best_k = kh * K + kw;
-          }
-        }
+    // Only the top row of windows starts outside (at row -1), and H >= 2
+    // keeps its kh = 1 inside; only the first column starts at column -1.
+    const int64_t kh0 = ih0 < 0 ? 1 : 0;
+    for (int64_t ow = 0; ow < OW; ++ow) first[ow] = static_cast<uint8_t>(kh0 * K + (ow == 0 ? 1 : 0));
+    for (int64_t kh = 0; kh < K; ++kh) {
+      const int64_t ih = ih0 + kh;
+      float* t = taps + kh * K * OW;
+      if (ih < 0 || ih >= H) {
+        std::fill(t, t + K * OW, lowest);
+        continue;
       }
-      o[ow] = best;
-      a[ow] = static_cast<uint8_t>(best_k);
-    };
-    const bool inner_rows = ih0 >= 0 && ih0 + K - 1 < H;
-    if (!inner_rows || last <= first) {
-      for (int64_t ow = 0; ow < OW; ++ow) window(ow);
-      continue;
+      const float* r = in + ih * W;
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t c = ow * S - P;
+        t[ow] = c >= 0 ? r[c] : lowest;
+        t[OW + ow] = r[c + 1];
+        t[2 * OW + ow] = c + 2 < W ? r[c + 2] : lowest;
+      }
     }
-    window(0);
-    for (int64_t ow = last; ow < OW; ++ow) window(ow);
-    inner_row(in + ih0 * W, W, o, a, first, last);
+    row_windows(taps, OW, first, out + oh * OW, arg + oh * OW);
   }
 }
 
@@ -110,8 +103,10 @@ std::pair<at::Tensor, at::Tensor> pool(const at::Tensor& x) {
   float* out = y.data_ptr<float>();
   uint8_t* a = arg.data_ptr<uint8_t>();
   parallel_chunks(N * C, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> taps(K * K * OW);
+    std::vector<uint8_t> first(OW);
     for (int64_t plane = begin; plane < end; ++plane) {
-      pool_plane(in + plane * H * W, H, W, out + plane * OH * OW, a + plane * OH * OW, OH, OW);
+      pool_plane(in + plane * H * W, H, W, out + plane * OH * OW, a + plane * OH * OW, OH, OW, taps.data(), first.data());
     }
   });
   return {y, arg};

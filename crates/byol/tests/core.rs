@@ -251,6 +251,8 @@ fn the_stem_max_pool_breaks_ties_and_takes_nans_as_aten_does() {
     let _ = with_nan.narrow(2, 3, 1).narrow(3, 4, 2).fill_(f64::NAN);
     let _ = with_nan.narrow(2, 0, 1).narrow(3, 0, 1).fill_(f64::NEG_INFINITY);
     max_pool_matches_aten(&with_nan);
+    // Windows of nothing but -inf keep ATen's start: their first position inside the input.
+    max_pool_matches_aten(&Tensor::full([1, 2, 5, 7], f64::NEG_INFINITY, (Kind::Float, Device::Cpu)));
 }
 
 /// Exact equality of two tensors, with the largest difference in the message.
