@@ -12,6 +12,10 @@ async function main() {
     prefetch: 4,
     transform: new BYOLTransform({ inputSize: Number(size) }),
     dropLast: true,
+    // The JPEGs' own side: the views are cropped from the full image, as the
+    // reference's torchvision pipeline crops them (the default would shrink
+    // every image to inputSize * 8 / 7 first, which is less work).
+    imageSize: 256,
   })
   const model = new BYOL({ seed: 0 })
   let start = 0
