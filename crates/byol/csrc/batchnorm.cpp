@@ -18,9 +18,14 @@
 // extension with FMA on, and the compiler fuses `bias - mean * alpha` and
 // `x * alpha + beta` into one rounding each; std::fma does the same here, so
 // the fast path is taken only where ATen runs those builds (AVX2, AVX512).
-// Backward is ATen's own native_batch_norm_backward per view. Anything else
-// (other devices, dtypes, layouts or ranks, CPUs, autocast, tracing) runs
-// at::batch_norm view by view.
+// Backward is ATen's native_batch_norm_backward per view, written into one
+// gradient, except for planes of fewer than 8 values (ResNet18's last stage
+// at 64x64 and below): there ATen sums each plane through its vector
+// reductions' partial-vector path, a loop of single-lane adds per plane that
+// made one such call cost as much as one over 16 times the values (0.8 ms
+// for [32, 512, 2, 2]). backward_small_planes does the same arithmetic
+// directly. Anything else (other devices, dtypes, layouts or ranks, CPUs,
+// autocast, tracing) runs at::batch_norm view by view.
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -227,6 +232,50 @@ void normalise(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, co
   });
 }
 
+// Planes below this many values take backward_small_planes. ATen's float
+// vectors hold 8 (AVX2) or 16 (AVX512) lanes, and reduce_all over fewer values
+// than a vector adds them one by one into lane 0, whichever the width.
+constexpr int64_t SMALL_PLANE = 8;
+
+// ATen's training-mode backward of one view (batch_norm_cpu_backward_contiguous_impl
+// for float) where every plane holds fewer than SMALL_PLANE values: per
+// channel, float sums of each plane's dy and of (x - mean) * dy added value
+// by value, those added into float64 totals plane by plane in batch order;
+// then dx = ((dy - grad_mean) - (x - mean) * k) * invstd * w, the inner
+// multiply-subtract fused as ATen's FMA builds fuse it, and the weight's and
+// bias's gradients from the totals. `dx`, `dw` or `db` may be null.
+void backward_small_planes(const float* dy, const float* x, const float* weight, const float* mean, const float* invstd, int64_t n,
+                           int64_t C, int64_t hw, float* dx, float* dw, float* db) {
+  const int64_t count = n * hw;
+  parallel_chunks(C, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const float m = mean[c], is = invstd[c], w = weight[c];
+      double sum = 0, dotp = 0;
+      for (int64_t b = 0; b < n; ++b) {
+        const float* g = dy + (b * C + c) * hw;
+        const float* v = x + (b * C + c) * hw;
+        float s = g[0], p = (v[0] - m) * g[0];
+        for (int64_t j = 1; j < hw; ++j) {
+          s += g[j];
+          p += (v[j] - m) * g[j];
+        }
+        sum += s;
+        dotp += p;
+      }
+      if (dx) {
+        const float k = static_cast<float>(dotp) * is * is / static_cast<float>(count);
+        const float grad_mean = static_cast<float>(sum / count);
+        for (int64_t b = 0; b < n; ++b) {
+          const int64_t at = (b * C + c) * hw;
+          for (int64_t j = 0; j < hw; ++j) dx[at + j] = std::fma(-(x[at + j] - m), k, dy[at + j] - grad_mean) * is * w;
+        }
+      }
+      if (dw) dw[c] = static_cast<float>(dotp * is);
+      if (db) db[c] = static_cast<float>(sum);
+    }
+  });
+}
+
 // The views' outputs in one tensor, and each view's saved mean and inverse
 // std, as rows of [views, C] tensors.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_views(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
@@ -251,9 +300,9 @@ struct ViewsBatchNorm : public torch::autograd::Function<ViewsBatchNorm> {
     return out;
   }
 
-  // Each view's gradients by ATen's own kernel, as autograd takes them through
-  // the per-view calls: the input's side by side, the weight's and bias's
-  // added (two terms, so in either order the same sum).
+  // Each view's gradients as ATen's kernel computes them, as autograd takes
+  // them through the per-view calls: the input's side by side in one tensor,
+  // the weight's and bias's added (two terms, so in either order the same sum).
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &w = saved[1], &rm = saved[2], &rv = saved[3], &means = saved[4], &invstds = saved[5];
@@ -262,15 +311,30 @@ struct ViewsBatchNorm : public torch::autograd::Function<ViewsBatchNorm> {
     const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1), ctx->needs_input_grad(2)};
     const auto gs = grads[0].chunk(views);
     const auto xs = x.chunk(views);
-    std::vector<at::Tensor> gx;
+    const at::Tensor gx = mask[0] ? at::empty_like(x) : at::Tensor();
+    const auto gxs = mask[0] ? gx.chunk(views) : std::vector<at::Tensor>(views);
+    const int64_t C = x.size(1), hw = x.size(2) * x.size(3);
     at::Tensor gw, gb;
     for (int64_t v = 0; v < views; ++v) {
-      auto [gxv, gwv, gbv] = at::native_batch_norm_backward(gs[v], xs[v], w, rm, rv, means[v], invstds[v], true, eps, mask);
-      gx.push_back(gxv);
+      at::Tensor gwv, gbv;
+      // ATen's contiguous kernel needs dy contiguous too; otherwise it takes
+      // another path, so does this.
+      if (hw < SMALL_PLANE && gs[v].is_contiguous()) {
+        gwv = mask[1] ? at::empty({C}, w.options()) : at::Tensor();
+        gbv = mask[2] ? at::empty({C}, w.options()) : at::Tensor();
+        backward_small_planes(gs[v].const_data_ptr<float>(), xs[v].const_data_ptr<float>(), w.const_data_ptr<float>(),
+                              means[v].const_data_ptr<float>(), invstds[v].const_data_ptr<float>(), xs[v].size(0), C, hw,
+                              mask[0] ? gxs[v].data_ptr<float>() : nullptr, mask[1] ? gwv.data_ptr<float>() : nullptr,
+                              mask[2] ? gbv.data_ptr<float>() : nullptr);
+      } else {
+        at::Tensor gxv;
+        std::tie(gxv, gwv, gbv) = at::native_batch_norm_backward(gs[v], xs[v], w, rm, rv, means[v], invstds[v], true, eps, mask);
+        if (mask[0]) gxs[v].copy_(gxv);
+      }
       if (gwv.defined()) gw = gw.defined() ? gw.add(gwv) : gwv;
       if (gbv.defined()) gb = gb.defined() ? gb.add(gbv) : gbv;
     }
-    return {mask[0] ? at::cat(gx) : at::Tensor(), gw, gb, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {gx, gw, gb, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
