@@ -31,6 +31,7 @@ fn main() {
         .file("csrc/jit.cpp")
         .file("csrc/maxpool.cpp")
         .file("csrc/batchnorm.cpp")
+        .file("csrc/resize.cpp")
         // The shim's loops run on ATen's OpenMP threads (the wheel's libgomp,
         // which torch-sys links as `gomp`); see parallel_chunks in shim.h.
         .flag("-fopenmp")

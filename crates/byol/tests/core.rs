@@ -255,6 +255,34 @@ fn the_stem_max_pool_breaks_ties_and_takes_nans_as_aten_does() {
     max_pool_matches_aten(&Tensor::full([1, 2, 5, 7], f64::NEG_INFINITY, (Kind::Float, Device::Cpu)));
 }
 
+/// The shim's crop-and-resize of uint8 images against ATen's ops on each
+/// crop (to float, / 255, bilinear antialiased resize), bit for bit.
+fn crop_resize_matches_aten(x: &Tensor, boxes: &[[i64; 4]], size: i64) {
+    let ours = byol::tensor::shim::crop_resize(x, boxes, size).unwrap();
+    for (n, &[top, left, height, width]) in boxes.iter().enumerate() {
+        let crop = x.narrow(0, n as i64, 1).narrow(2, top, height).narrow(3, left, width).to_kind(Kind::Float) / 255.0;
+        let aten = crop.internal_upsample_bilinear2d_aa([size, size], false, None, None);
+        assert_same(&ours.narrow(0, n as i64, 1), &aten, &format!("crop {n} {:?} -> {size}", boxes[n]));
+    }
+}
+
+#[test]
+fn crop_and_resize_of_uint8_images_is_atens_float_resize_bit_for_bit() {
+    byol::tch::manual_seed(8);
+    let x = Tensor::randint(256, [6, 3, 256, 200], (Kind::Uint8, Device::Cpu));
+    // Shrinking and enlarging, thin and square crops, the whole image, one pixel.
+    let boxes = [[0, 0, 256, 200], [10, 19, 37, 181], [100, 3, 20, 20], [5, 150, 250, 50], [255, 199, 1, 1], [40, 40, 64, 64]];
+    for size in [64, 96, 17, 224] {
+        crop_resize_matches_aten(&x, &boxes, size);
+    }
+    // Every crop side from 1 to 256 pixels into 64.
+    let sides: Vec<[i64; 4]> = (0..6).map(|i| [0, 0, 256 - 51 * i, 200 - 39 * i]).collect();
+    crop_resize_matches_aten(&x, &sides, 64);
+    for side in 1..=200 {
+        crop_resize_matches_aten(&x.narrow(0, 0, 1), &[[256 - side, 0, side, side]], 64);
+    }
+}
+
 /// Exact equality of two tensors, with the largest difference in the message.
 fn assert_same(a: &Tensor, b: &Tensor, what: &str) {
     assert!(a.eq_tensor(b).all().int64_value(&[]) == 1, "{what} differ by {}", max_abs_diff(a, b));

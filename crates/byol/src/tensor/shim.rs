@@ -18,6 +18,7 @@ extern "C" {
     fn byol_inference_mode_exit(guard: *mut std::os::raw::c_void);
     fn byol_views_conv2d(x: *const C_tensor, w: *const C_tensor, stride: i64, padding: i64, views: i64) -> *mut C_tensor;
     fn byol_max_pool2d(x: *const C_tensor, k: i64, s: i64, p: i64) -> *mut C_tensor;
+    fn byol_crop_resize(x: *const C_tensor, boxes: *const i64, size: i64) -> *mut C_tensor;
     fn byol_views_linear(x: *const C_tensor, w: *const C_tensor, b: *const C_tensor, views: i64) -> *mut C_tensor;
     fn byol_views_batch_norm(
         x: *const C_tensor,
@@ -141,6 +142,34 @@ pub fn views_conv2d(x: &Tensor, w: &Tensor, stride: i64, padding: i64, views: i6
 pub fn max_pool2d(x: &Tensor, k: i64, s: i64, p: i64) -> Result<Tensor> {
     // SAFETY: a live at::Tensor handle owned by tch.
     owned(unsafe { byol_max_pool2d(x.as_ptr(), k, s, p) }, "max_pool2d")
+}
+
+/// Image `n` of `x` ([N, C, H, W]) cropped to `boxes[n]` (`[top, left,
+/// height, width]`, inside the image) and resized to `size x size`, bilinear
+/// with antialiasing; uint8 images are converted to float in [0, 1] first.
+/// ATen's numbers bit for bit; contiguous uint8 CPU batches by the shim's
+/// faster kernel (csrc/resize.cpp).
+pub fn crop_resize(x: &Tensor, boxes: &[[i64; 4]], size: i64) -> Result<Tensor> {
+    let (n, _, hgt, wid) = x.size4()?;
+    if boxes.len() as i64 != n {
+        return Err(Error::invalid("boxes", format!("{n} crop boxes (one per image)"), format!("{} boxes", boxes.len())));
+    }
+    if size < 1 {
+        return Err(Error::range("size", "an output size >= 1", size));
+    }
+    for (i, &[top, left, height, width]) in boxes.iter().enumerate() {
+        if height < 1 || width < 1 || top < 0 || left < 0 || top + height > hgt || left + width > wid {
+            return Err(Error::range(
+                format!("boxes[{i}]"),
+                format!("a box inside the {hgt}x{wid} image"),
+                format!("[top {top}, left {left}, height {height}, width {width}]"),
+            ));
+        }
+    }
+    let flat: Vec<i64> = boxes.iter().flatten().copied().collect();
+    // SAFETY: a live at::Tensor handle owned by tch, and four box values per
+    // image, each box inside its image.
+    owned(unsafe { byol_crop_resize(x.as_ptr(), flat.as_ptr(), size) }, "resized_crop")
 }
 
 /// Training-mode `batch_norm` over `views` batches stacked in `x`, each

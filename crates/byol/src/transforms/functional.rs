@@ -245,23 +245,6 @@ pub fn resized_crop(x: &Tensor, boxes: &[CropBox], size: i64) -> Result<Tensor> 
 /// in [0, 1] before resizing: the same values as converting the whole batch
 /// first, without a float copy of every full image.
 pub(crate) fn crop_and_resize(x: &Tensor, boxes: &[CropBox], size: i64) -> Result<Tensor> {
-    let (n, _, hgt, wid) = x.size4()?;
-    if boxes.len() as i64 != n {
-        return Err(Error::invalid("boxes", format!("{n} crop boxes (one per image)"), format!("{} boxes", boxes.len())));
-    }
-    if size < 1 {
-        return Err(Error::range("size", "an output size >= 1", size));
-    }
-    let kind = if x.kind() == Kind::Uint8 { Kind::Float } else { x.kind() };
-    // Each crop is resized straight into its place in the batch.
-    let out = Tensor::f_empty([n, x.size()[1], size, size], (kind, x.device()))?;
-    for (i, b) in boxes.iter().enumerate() {
-        if b.height < 1 || b.width < 1 || b.top < 0 || b.left < 0 || b.top + b.height > hgt || b.left + b.width > wid {
-            return Err(Error::range(format!("boxes[{i}]"), format!("a box inside the {hgt}x{wid} image"), format!("{b:?}")));
-        }
-        let crop = x.f_narrow(0, i as i64, 1)?.f_narrow(2, b.top, b.height)?.f_narrow(3, b.left, b.width)?;
-        let crop = if crop.kind() == Kind::Uint8 { crop.f_to_kind(Kind::Float)?.f_div_scalar(255.0)? } else { crop };
-        let _ = crop.f_internal_upsample_bilinear2d_aa_out(&out.f_narrow(0, i as i64, 1)?, [size, size], false, None, None)?;
-    }
-    Ok(out)
+    let boxes: Vec<[i64; 4]> = boxes.iter().map(|b| [b.top, b.left, b.height, b.width]).collect();
+    crate::tensor::shim::crop_resize(x, &boxes, size)
 }

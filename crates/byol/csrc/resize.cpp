@@ -1,0 +1,213 @@
+// RandomResizedCrop's crop-and-resize of uint8 images, equal bit for bit to
+// converting each crop to float in [0, 1] and resizing it with ATen's
+// bilinear antialiased interpolation (what torchvision's resized_crop does to
+// a float tensor), and about three times faster. ATen's kernel
+// (cpu_upsample_generic_aa) walks index and weight tensors element by element
+// through a TensorIterator; the two passes took a third of a BYOL batch's
+// augmentation, and converting each crop to float before them a tenth more.
+//
+// What stays ATen's own: the weights. They depend only on the input and
+// output lengths, and are read once per pair of lengths from ATen itself, by
+// resizing the rows of an identity matrix (each output of a one-hot row is
+// exactly that tap's weight: 1 * w, every other term 0 * w). Each output's
+// span of taps, zero-weight ones included, is ATen's formula
+// (_compute_indices_min_size_weights_aa with float scale, centre and support).
+// What is redone here is ATen's arithmetic around them: the separable passes
+// in ATen's order (along the width into a float buffer, then along the
+// height), each output a chain over its taps in order. That chain, `output =
+// t0 * w0; output += t * w` in ATen's source, is compiled in ATen's AVX2 and
+// AVX512 builds to a loop whose body takes four taps at a time, multiplying
+// them as a vector and adding the products one by one, and whose remainder (the
+// last (n - 1) % 4 taps) fuses each multiply-add; found by matching every
+// output of ATen's own resizes (crates/byol/tests/core.rs). Hence the fast
+// path only where ATen runs those builds.
+// Everything else (other dtypes, layouts, devices, CPUs, tracing) takes ATen's
+// ops crop by crop.
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/jit/frontend/tracer.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "shim.h"
+
+namespace {
+
+// One output's taps of a 1-d resize from `in` to `out` values: the input
+// positions [first, first + count) and their weights.
+struct Taps {
+  std::vector<int64_t> first, count;
+  std::vector<float> weights;  // [out, width]
+  int64_t width = 0;
+};
+
+// ATen's taps for resizing `in` values to `out` (see above).
+Taps read_taps(int64_t in, int64_t out) {
+  at::NoGradGuard no_grad;
+  const at::Tensor rows = at::eye(in, at::TensorOptions().dtype(at::kFloat)).view({1, in, 1, in});
+  const at::Tensor w = at::_upsample_bilinear2d_aa(rows, {1, out}, false, std::nullopt, std::nullopt).contiguous();
+  const float* p = w.const_data_ptr<float>();  // [in (tap position), out]
+  // ATen's float arithmetic for the span: scale = (float)in / out, the
+  // bilinear support 1 widened by the scale, the centre rounded to float.
+  const float scale = static_cast<float>(in) / static_cast<float>(out);
+  const float support = scale >= 1.0 ? static_cast<float>(1.0 * scale) : 1.0f;
+  const int64_t most = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
+  Taps t;
+  t.first.resize(out);
+  t.count.resize(out);
+  t.width = most;
+  t.weights.assign(out * most, 0.0f);
+  for (int64_t i = 0; i < out; ++i) {
+    const float center = static_cast<float>(scale * (i + 0.5));
+    const int64_t lo = std::max(static_cast<int64_t>((center - support) + 0.5), int64_t{0});
+    const int64_t n = std::clamp(std::min(static_cast<int64_t>((center + support) + 0.5), in) - lo, int64_t{0}, most);
+    t.first[i] = lo;
+    t.count[i] = n;
+    for (int64_t c = 0; c < in; ++c) {
+      const float v = p[c * out + i];
+      if (c >= lo && c < lo + n) {
+        t.weights[i * most + c - lo] = v;
+      } else if (v != 0) {
+        TORCH_CHECK(false, "byol_crop_resize: ATen's weight ", v, " at ", c, " lies outside the span [", lo, ", ", lo + n, ") for ", in,
+                    " -> ", out);
+      }
+    }
+    TORCH_CHECK(n > 0, "byol_crop_resize: no taps for output ", i, " of ", in, " -> ", out);
+  }
+  return t;
+}
+
+// The taps for (in, out), read once per process.
+const Taps& taps(int64_t in, int64_t out) {
+  static std::mutex lock;
+  static std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Taps>> cache;
+  std::lock_guard<std::mutex> guard(lock);
+  auto& slot = cache[{in, out}];
+  if (!slot) slot = std::make_unique<Taps>(read_taps(in, out));
+  return *slot;
+}
+
+bool fused_kernels() {
+#if defined(__x86_64__)
+  static const bool fused = [] {
+    const std::string c = at::get_cpu_capability();
+    return c == "AVX2" || c == "AVX512";
+  }();
+  return fused;
+#else
+  return false;
+#endif
+}
+
+#if defined(__x86_64__)
+#define BYOL_FMA_TARGET __attribute__((target("avx2,fma")))
+#else
+#define BYOL_FMA_TARGET
+#endif
+
+// One crop of one image ([C, H, W] uint8) into `out` ([C, size, size]):
+// along the width into `tmp` ([C, height, size]), then along the height.
+BYOL_FMA_TARGET void crop_resize_one(const uint8_t* img, int64_t C, int64_t H, int64_t W, int64_t top, int64_t left, int64_t height,
+                                     int64_t width, int64_t size, const Taps& across, const Taps& down, float* out, std::vector<float>& row,
+                                     std::vector<float>& tmp) {
+  row.resize(width);
+  tmp.resize(C * height * size);
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t y = 0; y < height; ++y) {
+      const uint8_t* src = img + (c * H + top + y) * W + left;
+      // The crop's float value, as uint8 -> float and then / 255 make it.
+      for (int64_t x = 0; x < width; ++x) row[x] = static_cast<float>(src[x]) / 255.0f;
+      float* dst = tmp.data() + (c * height + y) * size;
+      for (int64_t i = 0; i < size; ++i) {
+        const float* t = row.data() + across.first[i];
+        const float* w = across.weights.data() + i * across.width;
+        float acc = t[0] * w[0];
+        int64_t j = 1;
+        for (; across.count[i] - j >= 4; j += 4) {
+          acc += t[j] * w[j];
+          acc += t[j + 1] * w[j + 1];
+          acc += t[j + 2] * w[j + 2];
+          acc += t[j + 3] * w[j + 3];
+        }
+        for (; j < across.count[i]; ++j) acc = std::fma(t[j], w[j], acc);
+        dst[i] = acc;
+      }
+    }
+    for (int64_t o = 0; o < size; ++o) {
+      const float* w = down.weights.data() + o * down.width;
+      const float* t = tmp.data() + (c * height + down.first[o]) * size;
+      float* dst = out + (c * size + o) * size;
+      // Across the row's columns at once: each column its own chain, in tap order.
+      for (int64_t x = 0; x < size; ++x) dst[x] = t[x] * w[0];
+      int64_t j = 1;
+      for (; down.count[o] - j >= 4; j += 4) {
+        for (int64_t k = j; k < j + 4; ++k) {
+          const float* tk = t + k * size;
+          const float wk = w[k];
+          for (int64_t x = 0; x < size; ++x) dst[x] += tk[x] * wk;
+        }
+      }
+      for (; j < down.count[o]; ++j) {
+        const float* tj = t + j * size;
+        const float wj = w[j];
+        for (int64_t x = 0; x < size; ++x) dst[x] = std::fma(tj[x], wj, dst[x]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+// Each image n of `x` ([N, C, H, W]) cropped to boxes[4n .. 4n+4) (top, left,
+// height, width; inside the image, checked by the caller) and resized to
+// size x size as described above: a new float [N, C, size, size] tensor, or
+// null (see byol_last_error).
+at::Tensor* byol_crop_resize(const at::Tensor* x, const int64_t* boxes, int64_t size) {
+  try {
+    const int64_t N = x->size(0), C = x->size(1), H = x->size(2), W = x->size(3);
+    const auto kind = x->scalar_type() == at::kByte ? at::kFloat : x->scalar_type();
+    at::Tensor out = at::empty({N, C, size, size}, x->options().dtype(kind));
+    const bool fast = fused_kernels() && !torch::jit::tracer::isTracing() && x->device().is_cpu() && x->scalar_type() == at::kByte &&
+                      x->is_contiguous();
+    if (!fast) {
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t* b = boxes + 4 * n;
+        at::Tensor crop = x->narrow(0, n, 1).narrow(2, b[0], b[2]).narrow(3, b[1], b[3]);
+        if (crop.scalar_type() == at::kByte) crop = crop.to(at::kFloat).div(255.0);
+        at::Tensor dst = out.narrow(0, n, 1);
+        at::_upsample_bilinear2d_aa_out(dst, crop, {size, size}, false, std::nullopt, std::nullopt);
+      }
+      return new at::Tensor(out);
+    }
+    const uint8_t* in = x->const_data_ptr<uint8_t>();
+    float* o = out.data_ptr<float>();
+    std::vector<const Taps*> across(N), down(N);
+    for (int64_t n = 0; n < N; ++n) {
+      across[n] = &taps(boxes[4 * n + 3], size);
+      down[n] = &taps(boxes[4 * n + 2], size);
+    }
+    parallel_chunks(N, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> row, tmp;
+      for (int64_t n = begin; n < end; ++n) {
+        const int64_t* b = boxes + 4 * n;
+        crop_resize_one(in + n * C * H * W, C, H, W, b[0], b[1], b[2], b[3], size, *across[n], *down[n], o + n * C * size * size, row,
+                        tmp);
+      }
+    });
+    return new at::Tensor(out);
+  } catch (const std::exception& e) {
+    remember(e);
+  }
+  return nullptr;
+}
+}
