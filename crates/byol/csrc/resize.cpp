@@ -113,53 +113,50 @@ bool fused_kernels() {
 #define BYOL_FMA_TARGET
 #endif
 
-// One crop of one image ([C, H, W] uint8) into `out` ([C, size, size]):
-// along the width into `tmp` ([C, height, size]), then along the height.
+// dst[x] = ATen's chain over the n taps k of src[k * stride + x] * w[k], for
+// every x in [0, len) at once: each x its own chain, in tap order (see above).
+BYOL_FMA_TARGET void chains(const float* src, int64_t stride, const float* w, int64_t n, int64_t len, float* dst) {
+  for (int64_t x = 0; x < len; ++x) dst[x] = src[x] * w[0];
+  int64_t k = 1;
+  for (; n - k >= 4; k += 4) {
+    for (int64_t q = k; q < k + 4; ++q) {
+      const float* t = src + q * stride;
+      for (int64_t x = 0; x < len; ++x) dst[x] += t[x] * w[q];
+    }
+  }
+  for (; k < n; ++k) {
+    const float* t = src + k * stride;
+    for (int64_t x = 0; x < len; ++x) dst[x] = std::fma(t[x], w[k], dst[x]);
+  }
+}
+
+// One crop of one image ([C, H, W] uint8) into `out` ([C, size, size]). The
+// pass along the width runs on the crop transposed (`cols`, [width, height])
+// into `rows` ([size, height]), so that its chains too run across many rows
+// at once; `rows` transposed (`tmp`, [height, size]) is the buffer ATen's
+// second pass reads, along the height.
 BYOL_FMA_TARGET void crop_resize_one(const uint8_t* img, int64_t C, int64_t H, int64_t W, int64_t top, int64_t left, int64_t height,
-                                     int64_t width, int64_t size, const Taps& across, const Taps& down, float* out, std::vector<float>& row,
-                                     std::vector<float>& tmp) {
-  row.resize(width);
-  tmp.resize(C * height * size);
+                                     int64_t width, int64_t size, const Taps& across, const Taps& down, float* out,
+                                     std::vector<float>& cols, std::vector<float>& rows, std::vector<float>& tmp) {
+  cols.resize(width * height);
+  rows.resize(size * height);
+  tmp.resize(height * size);
   for (int64_t c = 0; c < C; ++c) {
     for (int64_t y = 0; y < height; ++y) {
       const uint8_t* src = img + (c * H + top + y) * W + left;
       // The crop's float value, as uint8 -> float and then / 255 make it.
-      for (int64_t x = 0; x < width; ++x) row[x] = static_cast<float>(src[x]) / 255.0f;
-      float* dst = tmp.data() + (c * height + y) * size;
-      for (int64_t i = 0; i < size; ++i) {
-        const float* t = row.data() + across.first[i];
-        const float* w = across.weights.data() + i * across.width;
-        float acc = t[0] * w[0];
-        int64_t j = 1;
-        for (; across.count[i] - j >= 4; j += 4) {
-          acc += t[j] * w[j];
-          acc += t[j + 1] * w[j + 1];
-          acc += t[j + 2] * w[j + 2];
-          acc += t[j + 3] * w[j + 3];
-        }
-        for (; j < across.count[i]; ++j) acc = std::fma(t[j], w[j], acc);
-        dst[i] = acc;
-      }
+      for (int64_t x = 0; x < width; ++x) cols[x * height + y] = static_cast<float>(src[x]) / 255.0f;
+    }
+    for (int64_t i = 0; i < size; ++i) {
+      chains(cols.data() + across.first[i] * height, height, across.weights.data() + i * across.width, across.count[i], height,
+             rows.data() + i * height);
+    }
+    for (int64_t y = 0; y < height; ++y) {
+      for (int64_t i = 0; i < size; ++i) tmp[y * size + i] = rows[i * height + y];
     }
     for (int64_t o = 0; o < size; ++o) {
-      const float* w = down.weights.data() + o * down.width;
-      const float* t = tmp.data() + (c * height + down.first[o]) * size;
-      float* dst = out + (c * size + o) * size;
-      // Across the row's columns at once: each column its own chain, in tap order.
-      for (int64_t x = 0; x < size; ++x) dst[x] = t[x] * w[0];
-      int64_t j = 1;
-      for (; down.count[o] - j >= 4; j += 4) {
-        for (int64_t k = j; k < j + 4; ++k) {
-          const float* tk = t + k * size;
-          const float wk = w[k];
-          for (int64_t x = 0; x < size; ++x) dst[x] += tk[x] * wk;
-        }
-      }
-      for (; j < down.count[o]; ++j) {
-        const float* tj = t + j * size;
-        const float wj = w[j];
-        for (int64_t x = 0; x < size; ++x) dst[x] = std::fma(tj[x], wj, dst[x]);
-      }
+      chains(tmp.data() + down.first[o] * size, size, down.weights.data() + o * down.width, down.count[o], size,
+             out + (c * size + o) * size);
     }
   }
 }
@@ -197,11 +194,11 @@ at::Tensor* byol_crop_resize(const at::Tensor* x, const int64_t* boxes, int64_t 
       down[n] = &taps(boxes[4 * n + 2], size);
     }
     parallel_chunks(N, 1, [&](int64_t begin, int64_t end) {
-      std::vector<float> row, tmp;
+      std::vector<float> cols, rows, tmp;
       for (int64_t n = begin; n < end; ++n) {
         const int64_t* b = boxes + 4 * n;
-        crop_resize_one(in + n * C * H * W, C, H, W, b[0], b[1], b[2], b[3], size, *across[n], *down[n], o + n * C * size * size, row,
-                        tmp);
+        crop_resize_one(in + n * C * H * W, C, H, W, b[0], b[1], b[2], b[3], size, *across[n], *down[n], o + n * C * size * size, cols,
+                        rows, tmp);
       }
     });
     return new at::Tensor(out);
