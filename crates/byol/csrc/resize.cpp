@@ -21,9 +21,10 @@
 // last (n - 1) % 4 taps) fuses each multiply-add; found by matching every
 // output of ATen's own resizes (crates/byol/tests/core.rs). Hence the fast
 // path only where ATen runs those builds.
-// Everything else (other dtypes, layouts, devices, CPUs, tracing) takes ATen's
-// ops crop by crop.
+// Everything else (other dtypes, layouts, devices, CPUs, autocast, tracing)
+// takes ATen's ops crop by crop.
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/jit/frontend/tracer.h>
@@ -174,8 +175,8 @@ at::Tensor* byol_crop_resize(const at::Tensor* x, const int64_t* boxes, int64_t 
     const int64_t N = x->size(0), C = x->size(1), H = x->size(2), W = x->size(3);
     const auto kind = x->scalar_type() == at::kByte ? at::kFloat : x->scalar_type();
     at::Tensor out = at::empty({N, C, size, size}, x->options().dtype(kind));
-    const bool fast = fused_kernels() && !torch::jit::tracer::isTracing() && x->device().is_cpu() && x->scalar_type() == at::kByte &&
-                      x->is_contiguous();
+    const bool fast = fused_kernels() && !torch::jit::tracer::isTracing() && !at::autocast::is_autocast_enabled(at::kCPU) &&
+                      x->device().is_cpu() && x->scalar_type() == at::kByte && x->is_contiguous();
     if (!fast) {
       for (int64_t n = 0; n < N; ++n) {
         const int64_t* b = boxes + 4 * n;
