@@ -38,7 +38,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <string>
 
 #include "shim.h"
 
@@ -47,22 +46,9 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Whether ATen's CPU kernels are its AVX2 or AVX512 builds (see above).
-bool fused_kernels() {
-#if defined(__x86_64__)
-  static const bool fused = [] {
-    const std::string c = at::get_cpu_capability();
-    return c == "AVX2" || c == "AVX512";
-  }();
-  return fused;
-#else
-  return false;
-#endif
-}
-
 bool fast(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& rm, const at::Tensor& rv, int64_t views) {
   const auto is_float_cpu = [](const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous(); };
-  return fused_kernels() && !torch::jit::tracer::isTracing() && !at::autocast::is_autocast_enabled(at::kCPU) && x.dim() == 4 &&
+  return aten_fma_kernels() && !torch::jit::tracer::isTracing() && !at::autocast::is_autocast_enabled(at::kCPU) && x.dim() == 4 &&
          is_float_cpu(x) && is_float_cpu(w) && is_float_cpu(b) && is_float_cpu(rm) && is_float_cpu(rv) && views >= 1 &&
          x.size(0) % views == 0 && x.size(0) / views > 1 && x.size(2) * x.size(3) > 1;
 }
@@ -174,7 +160,7 @@ __attribute__((target("avx2,fma"))) void affine(const float* __restrict src, flo
   for (; i < size; ++i) dst[i] = __builtin_fmaf(src[i], alpha, beta);
 }
 #else
-// Unused off x86 (fused_kernels() is false there); kept so that the file builds.
+// Unused off x86 (aten_fma_kernels() is false there); kept so that the file builds.
 void stats_together(const float* x, int64_t n, int64_t C, int64_t hw, int64_t c0, float* mean, float* var_sum) {
   stats_one_by_one(x, n, C, hw, c0, LANES, mean, var_sum);
 }

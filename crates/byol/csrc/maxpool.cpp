@@ -18,7 +18,6 @@
 #include <torch/csrc/jit/frontend/tracer.h>
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
 #include <vector>
 

@@ -26,7 +26,6 @@
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
-#include <ATen/core/grad_mode.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 
 #include <algorithm>
@@ -34,7 +33,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <string>
 #include <utility>
 #include <vector>
 
@@ -94,18 +92,6 @@ const Taps& taps(int64_t in, int64_t out) {
   auto& slot = cache[{in, out}];
   if (!slot) slot = std::make_unique<Taps>(read_taps(in, out));
   return *slot;
-}
-
-bool fused_kernels() {
-#if defined(__x86_64__)
-  static const bool fused = [] {
-    const std::string c = at::get_cpu_capability();
-    return c == "AVX2" || c == "AVX512";
-  }();
-  return fused;
-#else
-  return false;
-#endif
 }
 
 #if defined(__x86_64__)
@@ -175,7 +161,7 @@ at::Tensor* byol_crop_resize(const at::Tensor* x, const int64_t* boxes, int64_t 
     const int64_t N = x->size(0), C = x->size(1), H = x->size(2), W = x->size(3);
     const auto kind = x->scalar_type() == at::kByte ? at::kFloat : x->scalar_type();
     at::Tensor out = at::empty({N, C, size, size}, x->options().dtype(kind));
-    const bool fast = fused_kernels() && !torch::jit::tracer::isTracing() && !at::autocast::is_autocast_enabled(at::kCPU) &&
+    const bool fast = aten_fma_kernels() && !torch::jit::tracer::isTracing() && !at::autocast::is_autocast_enabled(at::kCPU) &&
                       x->device().is_cpu() && x->scalar_type() == at::kByte && x->is_contiguous();
     if (!fast) {
       for (int64_t n = 0; n < N; ++n) {

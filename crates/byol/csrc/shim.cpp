@@ -52,6 +52,18 @@ void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t,
   if (error) std::rethrow_exception(error);
 }
 
+bool aten_fma_kernels() {
+#if defined(__x86_64__)
+  static const bool fused = [] {
+    const std::string c = at::get_cpu_capability();
+    return c == "AVX2" || c == "AVX512";
+  }();
+  return fused;
+#else
+  return false;
+#endif
+}
+
 extern "C" {
 
 // Turns autocast on for the device with `dtype` (0: bfloat16, 1: float16).

@@ -17,3 +17,9 @@ void remember(const std::exception& e);
 // thread, ATen's kernels included, to one thread. Inside a parallel region,
 // or with one thread, `f(0, n)` here.
 void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
+
+// Whether ATen runs its AVX2 or AVX512 kernel builds, which are compiled
+// with FMA on, so that GCC fuses their `a * b + c` into one rounding. The
+// shim's kernels that redo ATen's arithmetic (batchnorm.cpp, resize.cpp)
+// fuse where those builds do, and so are taken only here.
+bool aten_fma_kernels();
