@@ -51,9 +51,19 @@ struct Taps {
 // ATen's taps for resizing `in` values to `out` (see above).
 Taps read_taps(int64_t in, int64_t out) {
   at::NoGradGuard no_grad;
-  const at::Tensor rows = at::eye(in, at::TensorOptions().dtype(at::kFloat)).view({1, in, 1, in});
-  const at::Tensor w = at::_upsample_bilinear2d_aa(rows, {1, out}, false, std::nullopt, std::nullopt).contiguous();
-  const float* p = w.const_data_ptr<float>();  // [in (tap position), out]
+  // The identity's rows a block at a time, so that a long side costs
+  // block * in floats at once, not in * in.
+  constexpr int64_t block = 256;
+  std::vector<float> table(in * out);  // [in (tap position), out]
+  for (int64_t c0 = 0; c0 < in; c0 += block) {
+    const int64_t rows = std::min(block, in - c0);
+    at::Tensor hot = at::zeros({rows, in}, at::TensorOptions().dtype(at::kFloat));
+    hot.diagonal(c0, 0, 1).fill_(1.0);
+    const at::Tensor w =
+        at::_upsample_bilinear2d_aa(hot.view({1, rows, 1, in}), {1, out}, false, std::nullopt, std::nullopt).contiguous();
+    std::copy_n(w.const_data_ptr<float>(), rows * out, table.data() + c0 * out);
+  }
+  const float* p = table.data();
   // ATen's float arithmetic for the span: scale = (float)in / out, the
   // bilinear support 1 widened by the scale, the centre rounded to float.
   const float scale = static_cast<float>(in) / static_cast<float>(out);

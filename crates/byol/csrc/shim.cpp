@@ -114,7 +114,7 @@ int byol_ema_update(const at::Tensor* const* ema, const at::Tensor* const* onlin
       const at::Tensor& e = *ema[i];
       const at::Tensor& o = *online[i];
       const bool fast = e.device().is_cpu() && o.device().is_cpu() && e.scalar_type() == at::kFloat &&
-                        o.scalar_type() == at::kFloat && e.is_contiguous() && o.is_contiguous() && e.numel() == o.numel() &&
+                        o.scalar_type() == at::kFloat && e.is_contiguous() && o.is_contiguous() && e.sizes() == o.sizes() &&
                         !e.is_same(o);
       if (fast) {
         float* __restrict ep = e.data_ptr<float>();

@@ -283,6 +283,17 @@ fn crop_and_resize_of_uint8_images_is_atens_float_resize_bit_for_bit() {
     }
 }
 
+#[test]
+fn crop_boxes_reaching_past_the_image_are_range_errors_even_near_the_integer_limit() {
+    let x = Tensor::zeros([1, 3, 8, 8], (Kind::Uint8, Device::Cpu));
+    for bad in [[i64::MAX, 0, 1, 1], [0, i64::MAX, 1, 1], [1, 0, i64::MAX, 1], [0, 0, 9, 8], [0, 1, 8, 8]] {
+        match byol::tensor::shim::crop_resize(&x, &[bad], 4) {
+            Err(Error::OutOfRange { .. }) => {}
+            other => panic!("box {bad:?}: expected a range error, got {:?}", other.map(|t| t.size())),
+        }
+    }
+}
+
 /// Exact equality of two tensors, with the largest difference in the message.
 fn assert_same(a: &Tensor, b: &Tensor, what: &str) {
     assert!(a.eq_tensor(b).all().int64_value(&[]) == 1, "{what} differ by {}", max_abs_diff(a, b));
@@ -340,4 +351,13 @@ fn two_view_batch_norm_is_atens_per_view_calls_bit_for_bit() {
         let x = Tensor::randn([n, c, h, w], opts) * (Tensor::rand([1, c, 1, 1], opts) * 4.0) + Tensor::randn([1, c, 1, 1], opts) * 3.0;
         views_batch_norm_matches_aten(&x);
     }
+}
+
+#[test]
+fn two_view_batch_norm_with_parameters_for_other_channels_is_an_error() {
+    let opts = (Kind::Float, Device::Cpu);
+    let x = Tensor::randn([4, 16, 4, 4], opts);
+    let p = || Tensor::ones([8], opts);
+    let (w, b, rm, rv) = (p(), p(), p(), p());
+    assert!(byol::tensor::shim::views_batch_norm(&x, [&w, &b, &rm, &rv], 0.1, 1e-5, 2).is_err());
 }

@@ -158,7 +158,7 @@ pub fn crop_resize(x: &Tensor, boxes: &[[i64; 4]], size: i64) -> Result<Tensor> 
         return Err(Error::range("size", "an output size >= 1", size));
     }
     for (i, &[top, left, height, width]) in boxes.iter().enumerate() {
-        if height < 1 || width < 1 || top < 0 || left < 0 || top + height > hgt || left + width > wid {
+        if height < 1 || width < 1 || top < 0 || left < 0 || height > hgt - top || width > wid - left {
             return Err(Error::range(
                 format!("boxes[{i}]"),
                 format!("a box inside the {hgt}x{wid} image"),
