@@ -294,6 +294,28 @@ fn crop_boxes_reaching_past_the_image_are_range_errors_even_near_the_integer_lim
     }
 }
 
+#[test]
+fn decoded_images_are_rgb_planes_of_the_files_pixels() {
+    let dir = std::env::temp_dir().join(format!("byol-decode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A single pixel too: its [3, 1, 1] view of the decoder's buffer counts as
+    // contiguous, and must still be copied out of it.
+    for (h, w) in [(1, 1), (2, 3), (5, 1)] {
+        let image = Tensor::arange(3 * h * w, (Kind::Int64, Device::Cpu))
+            .f_mul_scalar(7)
+            .unwrap()
+            .remainder(256)
+            .to_kind(Kind::Uint8)
+            .view([3, h, w]);
+        let file = dir.join(format!("{h}x{w}.png"));
+        byol::data::save_png(&image, &file).unwrap();
+        let decoded = byol::data::decode_image(&file).unwrap();
+        assert_eq!(decoded.size(), [3, h, w]);
+        assert_same(&decoded, &image, &format!("{h}x{w} image"));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Exact equality of two tensors, with the largest difference in the message.
 fn assert_same(a: &Tensor, b: &Tensor, what: &str) {
     assert!(a.eq_tensor(b).all().int64_value(&[]) == 1, "{what} differ by {}", max_abs_diff(a, b));

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::tensor::write_atomically;
 use std::path::Path;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Decodes a JPEG or PNG (any bit depth, gray, RGBA...) to `[3, H, W]` RGB uint8.
 pub fn decode_image(path: &Path) -> std::result::Result<Tensor, String> {
@@ -13,10 +13,21 @@ pub fn decode_image(path: &Path) -> std::result::Result<Tensor, String> {
         .map_err(|e| e.to_string())?
         .decode()
         .map_err(|e| e.to_string())?
-        .to_rgb8();
+        .into_rgb8();
     let (w, h) = img.dimensions();
-    let hwc = Tensor::f_from_data_size(img.as_raw(), &[h as i64, w as i64, 3], Kind::Uint8).map_err(|e| e.to_string())?;
-    hwc.f_permute([2, 0, 1]).and_then(|t| t.f_contiguous()).map_err(|e| e.to_string())
+    let (w, h) = (i64::from(w), i64::from(h));
+    let pixels = img.as_raw();
+    // The decoder's interleaved pixels, seen as [3, H, W] in place and copied
+    // into planes once (not copied into a tensor, then permuted by a copy).
+    // `copy_`, not `contiguous`: a 1x1 view already counts as contiguous, and
+    // must not outlive `pixels`.
+    let mut planes = Tensor::f_empty([3, h, w], (Kind::Uint8, Device::Cpu)).map_err(|e| e.to_string())?;
+    // SAFETY: the view reads `pixels` (3 * H * W bytes of an RgbImage), which
+    // outlives it: the view is dropped once `copy_` has copied it.
+    let view =
+        unsafe { Tensor::f_from_blob(pixels.as_ptr(), &[3, h, w], &[1, 3 * w, 3], Kind::Uint8, Device::Cpu) }.map_err(|e| e.to_string())?;
+    planes.f_copy_(&view).map_err(|e| e.to_string())?;
+    Ok(planes)
 }
 
 /// Writes a `[C, H, W]` image (uint8, or float in [0, 1]; C = 1 or 3) as a PNG,
