@@ -336,6 +336,8 @@ extern "C" {
 at::Tensor* byol_views_batch_norm(const at::Tensor* x, const at::Tensor* w, const at::Tensor* b, const at::Tensor* rm,
                                   const at::Tensor* rv, double momentum, double eps, int64_t views) {
   try {
+    TORCH_CHECK(views >= 1 && x->dim() >= 1 && x->size(0) % views == 0, "batch_norm: a batch of ", x->dim() >= 1 ? x->size(0) : 0,
+                " does not split into ", views, " equal views");
     if (!fast(*x, *w, *b, *rm, *rv, views)) {
       std::vector<at::Tensor> outs;
       for (const auto& v : x->chunk(views)) outs.push_back(at::batch_norm(v, *w, *b, *rm, *rv, true, momentum, eps, true));

@@ -383,3 +383,12 @@ fn two_view_batch_norm_with_parameters_for_other_channels_is_an_error() {
     let (w, b, rm, rv) = (p(), p(), p(), p());
     assert!(byol::tensor::shim::views_batch_norm(&x, [&w, &b, &rm, &rv], 0.1, 1e-5, 2).is_err());
 }
+
+#[test]
+fn two_view_batch_norm_of_a_batch_that_does_not_split_evenly_is_an_error() {
+    let opts = (Kind::Float, Device::Cpu);
+    let x = Tensor::randn([5, 8, 4, 4], opts);
+    let p = || Tensor::ones([8], opts);
+    let (w, b, rm, rv) = (p(), p(), p(), p());
+    assert!(byol::tensor::shim::views_batch_norm(&x, [&w, &b, &rm, &rv], 0.1, 1e-5, 2).is_err());
+}
