@@ -375,20 +375,22 @@ fn two_view_batch_norm_is_atens_per_view_calls_bit_for_bit() {
     }
 }
 
+/// Whether the two-view BatchNorm of a float `[shape]` batch with parameters
+/// for `channels` channels is refused with an error.
+fn two_view_batch_norm_refuses(shape: [i64; 4], channels: i64) -> bool {
+    let opts = (Kind::Float, Device::Cpu);
+    let x = Tensor::randn(shape, opts);
+    let p = || Tensor::ones([channels], opts);
+    let (w, b, rm, rv) = (p(), p(), p(), p());
+    byol::tensor::shim::views_batch_norm(&x, [&w, &b, &rm, &rv], 0.1, 1e-5, 2).is_err()
+}
+
 #[test]
 fn two_view_batch_norm_with_parameters_for_other_channels_is_an_error() {
-    let opts = (Kind::Float, Device::Cpu);
-    let x = Tensor::randn([4, 16, 4, 4], opts);
-    let p = || Tensor::ones([8], opts);
-    let (w, b, rm, rv) = (p(), p(), p(), p());
-    assert!(byol::tensor::shim::views_batch_norm(&x, [&w, &b, &rm, &rv], 0.1, 1e-5, 2).is_err());
+    assert!(two_view_batch_norm_refuses([4, 16, 4, 4], 8));
 }
 
 #[test]
 fn two_view_batch_norm_of_a_batch_that_does_not_split_evenly_is_an_error() {
-    let opts = (Kind::Float, Device::Cpu);
-    let x = Tensor::randn([5, 8, 4, 4], opts);
-    let p = || Tensor::ones([8], opts);
-    let (w, b, rm, rv) = (p(), p(), p(), p());
-    assert!(byol::tensor::shim::views_batch_norm(&x, [&w, &b, &rm, &rv], 0.1, 1e-5, 2).is_err());
+    assert!(two_view_batch_norm_refuses([5, 8, 4, 4], 8));
 }
