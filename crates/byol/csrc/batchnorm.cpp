@@ -46,11 +46,12 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// `x` splits into `views` equal views (checked by byol_views_batch_norm).
 bool fast(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& rm, const at::Tensor& rv, int64_t views) {
   const auto is_float_cpu = [](const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous(); };
   return aten_fma_kernels() && !torch::jit::tracer::isTracing() && !at::autocast::is_autocast_enabled(at::kCPU) && x.dim() == 4 &&
-         is_float_cpu(x) && is_float_cpu(w) && is_float_cpu(b) && is_float_cpu(rm) && is_float_cpu(rv) && views >= 1 &&
-         x.size(0) % views == 0 && x.size(0) / views > 1 && x.size(2) * x.size(3) > 1 && w.numel() == x.size(1) &&
+         is_float_cpu(x) && is_float_cpu(w) && is_float_cpu(b) && is_float_cpu(rm) && is_float_cpu(rv) && x.size(0) / views > 1 &&
+         x.size(2) * x.size(3) > 1 && w.numel() == x.size(1) &&
          b.numel() == x.size(1) && rm.numel() == x.size(1) && rv.numel() == x.size(1);
 }
 

@@ -166,10 +166,10 @@ pub fn crop_resize(x: &Tensor, boxes: &[[i64; 4]], size: i64) -> Result<Tensor> 
             ));
         }
     }
-    let flat: Vec<i64> = boxes.iter().flatten().copied().collect();
     // SAFETY: a live at::Tensor handle owned by tch, and four box values per
-    // image, each box inside its image.
-    owned(unsafe { byol_crop_resize(x.as_ptr(), flat.as_ptr(), size) }, "resized_crop")
+    // image (a slice of [i64; 4] is that many i64 in a row), each box inside
+    // its image.
+    owned(unsafe { byol_crop_resize(x.as_ptr(), boxes.as_ptr().cast::<i64>(), size) }, "resized_crop")
 }
 
 /// Training-mode `batch_norm` over `views` batches stacked in `x`, each
