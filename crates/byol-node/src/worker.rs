@@ -18,6 +18,12 @@ where
     F: FnOnce(&Env, T) -> napi::Result<J> + Send + 'static,
 {
     let (deferred, promise) = env.create_deferred()?;
+    if threads > 1 {
+        // The work's own team replaces the JS thread's, which would sit idle
+        // meanwhile and, counted by libgomp, make both teams' threads sleep
+        // at every wait (see release_thread_team).
+        byol::tensor::device::release_thread_team();
+    }
     let what = name.to_string();
     std::thread::Builder::new()
         .name(format!("byol-{name}"))

@@ -208,4 +208,11 @@ int byol_cpu_capability(char* out, size_t len) {
   }
 }
 
+// Ends the calling thread's OpenMP team: its threads exit, and the thread's
+// next parallel region starts a new one with the same thread count. Inside
+// a parallel region, nothing.
+void byol_release_thread_team() {
+  if (!omp_in_parallel()) omp_pause_resource_all(omp_pause_soft);
+}
+
 }

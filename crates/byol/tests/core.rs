@@ -394,3 +394,34 @@ fn two_view_batch_norm_with_parameters_for_other_channels_is_an_error() {
 fn two_view_batch_norm_of_a_batch_that_does_not_split_evenly_is_an_error() {
     assert!(two_view_batch_norm_refuses([5, 8, 4, 4], 8));
 }
+
+/// The threads of this process named `name` (a thread's OpenMP team takes its name).
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter(|t| std::fs::read_to_string(t.as_ref().unwrap().path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn releasing_a_threads_openmp_team_ends_its_threads_and_keeps_its_thread_count() {
+    let name = "team-release";
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            byol::tensor::device::set_thread_count(2);
+            // A parallel fill starts this thread's team.
+            let _ = Tensor::ones([1 << 22], (Kind::Float, Device::Cpu));
+            let with_team = threads_named(name);
+            byol::tensor::device::release_thread_team();
+            assert_eq!(threads_named(name), with_team - 1, "the team's other thread has exited");
+            assert_eq!(byol::tch::get_num_threads(), 2);
+            // The next parallel op starts a team again.
+            let _ = Tensor::ones([1 << 22], (Kind::Float, Device::Cpu));
+            assert_eq!(threads_named(name), with_team);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}

@@ -1,7 +1,7 @@
 //! Device names as users write them (`cpu`, `cuda`, `cuda:N`, `auto`), what
 //! the machine has, and libtorch's thread count.
 use crate::error::{Error, Result};
-pub use crate::tensor::shim::cpu_capability;
+pub use crate::tensor::shim::{cpu_capability, release_thread_team};
 use tch::{Cuda, Device};
 
 /// Parses a device name and checks that the device exists here, so that a

@@ -11,6 +11,7 @@ extern "C" {
     fn byol_last_error() -> *const std::os::raw::c_char;
     fn byol_add(this: *const C_tensor, other: *const C_tensor, alpha: f64) -> *mut C_tensor;
     fn byol_cpu_capability(out: *mut std::os::raw::c_char, len: usize) -> i32;
+    fn byol_release_thread_team();
     fn byol_ema_update(ema: *const *const C_tensor, online: *const *const C_tensor, n: usize, m: f64) -> i32;
     fn byol_foreach_add_(this: *const *const C_tensor, other: *const *const C_tensor, n: usize, alpha: f64) -> i32;
     fn byol_foreach_mul_(this: *const *const C_tensor, n: usize, scalar: f64) -> i32;
@@ -222,4 +223,18 @@ pub fn cpu_capability() -> Option<String> {
     }
     // SAFETY: NUL-terminated within `buf` (see above).
     Some(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+}
+
+/// Ends the calling thread's OpenMP team, keeping its thread count.
+///
+/// libgomp counts the threads of every team in the process, and while they
+/// outnumber the cores its threads wait for each other by sleeping at once
+/// instead of spinning briefly: every barrier of every parallel op then
+/// costs a futex wake-up. A team left idle on a thread that handed its work
+/// to another (the JS thread, once training moves to a thread of its own)
+/// counts as much as a busy one; in the 2-core training loop it made all of
+/// the step's waits sleep.
+pub fn release_thread_team() {
+    // SAFETY: no arguments; the shim checks it is outside a parallel region.
+    unsafe { byol_release_thread_team() }
 }
