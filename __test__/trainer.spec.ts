@@ -5,6 +5,7 @@
 import test from 'ava'
 import { spawn, execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import {
   AbortError,
@@ -12,11 +13,13 @@ import {
   BYOLPredictionHead,
   BYOLProjectionHead,
   DataLoader,
+  getNumThreads,
   knnAccuracy,
   latestCheckpoint,
   linearProbe,
   loadSafetensors,
   saveSafetensors,
+  setNumThreads,
   Tensor,
   TensorDataset,
   StepEvent,
@@ -126,6 +129,35 @@ test.serial('an AbortSignal stops at a step boundary, writes a checkpoint and re
   t.is(model.globalStep, err.globalStep)
   t.is(err.checkpoint, path.join(dir, `step-${String(err.globalStep).padStart(8, '0')}`))
   t.true(fs.existsSync(path.join(err.checkpoint!, 'model.safetensors')))
+})
+
+test.serial('an exception thrown by onProgress stops the run with a checkpoint and rejects fit with it', async (t) => {
+  const dir = tmpdir('listener-throws')
+  const model = small()
+  const bug = new Error('a bug in the listener')
+  let after = 0
+  const run = new Trainer({ maxSteps: 50, logEveryNSteps: 1, checkpointDir: dir }).fit(model, loader(), {
+    onProgress: (e) => {
+      if (e.kind === 'step' && e.step === 2) throw bug
+      if (e.kind === 'step' && e.step > 2) after++
+    },
+  })
+  t.is(await t.throwsAsync(run), bug)
+  t.true(model.globalStep >= 2 && model.globalStep < 50, `stopped at step ${model.globalStep}`)
+  t.is(after, 0, 'onProgress is not called again once it has thrown')
+  t.is(latestCheckpoint(dir), path.join(dir, `step-${String(model.globalStep).padStart(8, '0')}`))
+})
+
+test.serial("fit keeps the caller's thread count", async (t) => {
+  const before = getNumThreads()
+  // Not the core count: libgomp's default, which a lost setting falls back to.
+  setNumThreads(os.availableParallelism() + 1)
+  try {
+    await new Trainer({ maxSteps: 1 }).fit(small(), loader())
+    t.is(getNumThreads(), os.availableParallelism() + 1)
+  } finally {
+    setNumThreads(before)
+  }
 })
 
 test.serial('latestCheckpoint names the newest checkpoint folder, or null for a first run', async (t) => {

@@ -16,7 +16,7 @@ export type StepEvent = Extract<TrainingEvent, { kind: 'step' }>
 export interface FitOptions {
   /** Stops training at the next step boundary, writes a checkpoint, and rejects with an `AbortError`. */
   signal?: AbortSignal
-  /** Called on the JS thread for each event. */
+  /** Called on the JS thread for each event. If it throws, training stops at the next step boundary (with a checkpoint, as `signal`) and `fit` rejects with what it threw. */
   onProgress?: (event: TrainingEvent) => void
   /** A checkpoint folder (`step-00000100`), or a `checkpointDir` meaning its newest. Unreadable ones are passed over for the previous, with a warning. */
   resumeFrom?: string
@@ -189,12 +189,23 @@ export class Trainer {
     let expected = -1
     let allReceived: () => void = () => {}
     const drained = new Promise<void>((resolve) => (allReceived = resolve))
+    // An exception thrown by onProgress stops the run (with a checkpoint, as
+    // an abort) and rejects fit with it, as an exception in a Lightning
+    // callback leaves trainer.fit; left uncaught, it would end the process
+    // with training still running on its thread.
+    let thrown: { error: unknown } | undefined
     const onEvent = (event: ProgressEvent) => {
       received++
       if (received === expected) allReceived()
       this.record(event)
       if (event.kind === 'warning') process.emitWarning(`byol-torch: ${event.message}`, 'TrainingWarning')
-      onProgress?.(event)
+      if (thrown) return
+      try {
+        onProgress?.(event)
+      } catch (error) {
+        thrown = { error }
+        this.native.abort()
+      }
     }
     const knnOptions = knn && { k: knn.k, temperature: knn.temperature }
     if (knn?.baseline !== undefined && typeof knn.baseline !== 'boolean') throw typeError('knn.baseline', 'a boolean', knn.baseline)
@@ -206,10 +217,11 @@ export class Trainer {
       const r = await running.catch(async (e: unknown) => {
         // Let the events queued before the failure reach onProgress first.
         await new Promise((resolve) => setImmediate(resolve))
-        throw e
+        throw thrown ? thrown.error : e
       })
       expected = r.events
       if (received < expected) await drained
+      if (thrown) throw thrown.error
       if (r.aborted) throw new AbortError(r.globalStep, r.lastCheckpoint ?? null)
       return {
         globalStep: r.globalStep,
