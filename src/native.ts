@@ -84,3 +84,12 @@ export const native: typeof Native = require(addonPath)
 // The JS thread takes its libtorch thread count now, before any data worker
 // sets the process-wide count to 1 (see set_thread_count in the core).
 native.getNumThreads()
+
+// Exiting while the addon's threads are inside libtorch would run libtorch's
+// static destructors under them (SIGSEGV instead of the exit code): first a
+// running fit stops at its step boundary with its checkpoint, as on abort,
+// and evaluations stop between batches; what is still running after that
+// ends with the process at once.
+process.on('exit', (code) => {
+  if (!native.settleForExit()) native.exitNow(code)
+})

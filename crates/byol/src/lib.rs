@@ -7,7 +7,8 @@
 //! (`model`), driven by the trainer (`train`) and judged by `eval`; all on
 //! `tensor`. A module uses only those before it in this list:
 //! tensor, dist, data, transforms, loader, nn, optim, model, eval, train.
-//! `dist` holds the process group of data-parallel training (c10d).
+//! `dist` holds the process group of data-parallel training (c10d); `stop`,
+//! which any module may read, the request to stop before the process exits.
 pub mod data;
 pub mod dist;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod loader;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod stop;
 pub mod tensor;
 pub mod train;
 pub mod transforms;

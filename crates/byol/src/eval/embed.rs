@@ -23,6 +23,9 @@ pub fn embed(loader: &DataLoader, device: Device, mut forward: impl FnMut(&Tenso
     let mut labels = Vec::new();
     let mut skipped = Vec::new();
     while let Some(b) = epoch.next_batch()? {
+        if crate::stop::requested() {
+            return Err(Error::State("stopped: the process is exiting".into()));
+        }
         skipped.extend(b.skipped);
         if b.labels.is_empty() {
             continue;

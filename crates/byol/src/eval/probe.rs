@@ -72,6 +72,9 @@ pub fn linear_probe(train: &Tensor, train_labels: &[i64], test: &Tensor, test_la
     let n = train.size()[0] as usize;
     let mut order: Vec<i64> = (0..n as i64).collect();
     for _ in 0..c.epochs {
+        if crate::stop::requested() {
+            return Err(Error::State("stopped: the process is exiting".into()));
+        }
         order.shuffle(&mut rng);
         for chunk in order.chunks(c.batch_size as usize) {
             let idx = Tensor::from_slice(chunk);

@@ -259,7 +259,7 @@ pub fn fit(
             // Only between accumulation windows, where a checkpoint holds all
             // of the state (no gradients half summed).
             let boundary = pos.batch_in_epoch % accumulate == 0;
-            let mut abort = boundary && options.abort.is_some_and(|a| a.load(Ordering::SeqCst));
+            let mut abort = boundary && (options.abort.is_some_and(|a| a.load(Ordering::SeqCst)) || crate::stop::requested());
             if let Some(g) = group.as_ref().filter(|_| boundary) {
                 abort = any_rank(g, abort)?;
             }
