@@ -88,6 +88,12 @@ for (const [how, status] of [['process.exit(3)', 3], ['an uncaught exception', 1
   })
 }
 
+test.serial("a worker thread's exit does not stop training on the main thread", (t) => {
+  const r = spawnSync(process.execPath, [fixture('worker-exit-during-fit.cjs'), path.join(root, 'dist')], { encoding: 'utf8' })
+  t.is(r.status, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout.trim()), { globalStep: 6 })
+})
+
 // --- Preemption: the CLI stops on SIGTERM/SIGUSR1 and resumes bit-equal -------
 
 interface CliRun {

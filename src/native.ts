@@ -8,6 +8,7 @@
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { isMainThread } from 'node:worker_threads'
 import { findLibtorch, LibtorchLocation, platformPackage } from './locate'
 import type * as Native from './native.generated'
 
@@ -90,6 +91,10 @@ native.getNumThreads()
 // running fit stops at its step boundary with its checkpoint, as on abort,
 // and evaluations stop between batches; what is still running after that
 // ends with the process at once.
-process.on('exit', (code) => {
-  if (!native.settleForExit()) native.exitNow(code)
-})
+// Only the main thread's exit ends the process (and the work of every thread
+// in it): a worker thread's exit must not stop training elsewhere.
+if (isMainThread) {
+  process.on('exit', (code) => {
+    if (!native.settleForExit()) native.exitNow(code)
+  })
+}

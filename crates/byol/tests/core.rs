@@ -396,6 +396,7 @@ fn two_view_batch_norm_of_a_batch_that_does_not_split_evenly_is_an_error() {
 }
 
 /// The threads of this process named `name` (a thread's OpenMP team takes its name).
+#[cfg(target_os = "linux")]
 fn threads_named(name: &str) -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
