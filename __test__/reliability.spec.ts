@@ -59,14 +59,17 @@ test.before(() => {
 // --- Long work off libuv's pool -------------------------------------------------
 
 for (const pool of [undefined, '1']) {
-  test.serial(`four concurrent fits leave fs calls answering within 100 ms (UV_THREADPOOL_SIZE=${pool ?? 'default'})`, (t) => {
+  // Served, reads take about 20 ms at worst here; behind a fit holding libuv's
+  // pool they would wait for it to end, seconds. The bound sits between, clear
+  // of this shared host's scheduling stalls (one CI run saw 122 ms).
+  test.serial(`four concurrent fits leave fs calls answering within 500 ms (UV_THREADPOOL_SIZE=${pool ?? 'default'})`, (t) => {
     const env = { ...process.env, UV_THREADPOOL_SIZE: pool }
     const r = spawnSync(process.execPath, [fixture('concurrent-fits.cjs'), path.join(root, 'dist')], { encoding: 'utf8', env })
     t.is(r.status, 0, r.stderr)
     const { worst, reads, steps } = JSON.parse(r.stdout.trim())
     t.log(`worst fs.promises.readFile latency over ${reads} reads during four fits: ${worst.toFixed(1)} ms`)
     t.deepEqual(steps, [60, 60, 60, 60])
-    t.true(worst < 100, `${worst} ms`)
+    t.true(worst < 500, `${worst} ms`)
   })
 }
 
