@@ -253,7 +253,14 @@ test.serial('a checkpoint folder deleted during the run is made again, with a wa
   const result = await new Trainer({ maxSteps: 6, checkpointDir: dir, checkpointEveryNSteps: 1, logEveryNSteps: 1 }).fit(tiny(), randomLoader(), {
     onProgress: (e) => {
       events.push(e)
-      if (e.kind === 'checkpoint' && e.step === 2) fs.rmSync(dir, { recursive: true, force: true })
+      if (e.kind === 'checkpoint' && e.step === 2) {
+        // Moved away in one step, then deleted: training goes on while this
+        // runs, and a recursive delete of the folder itself races with the
+        // next checkpoint being written into it (ENOTEMPTY).
+        const gone = `${dir}.gone`
+        fs.renameSync(dir, gone)
+        fs.rmSync(gone, { recursive: true, force: true })
+      }
     },
   })
   t.is(result.globalStep, 6)
