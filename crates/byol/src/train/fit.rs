@@ -7,6 +7,7 @@ use crate::eval::{embed, knn_accuracy, KnnConfig};
 use crate::loader::DataLoader;
 use crate::model::{Byol, MomentumSchedule, StepOptions};
 use crate::optim::{learning_rate_at, GradScaler, OptimizerConfig};
+use crate::tensor::device::HeapsKept;
 use crate::tensor::{to_channels_last, Precision};
 use crate::train::checkpoint::{check_writable, checkpoint_name, resume, save, Position};
 use crate::train::config::TrainerConfig;
@@ -106,6 +107,8 @@ pub fn fit(
     options: FitOptions,
     listener: &mut dyn FnMut(Progress),
 ) -> Result<FitResult> {
+    // Declared first, so dropped last, however the run ends.
+    let _heaps = HeapsKept::new();
     let model = run.model();
     config.validate()?;
     let group = join_group(config)?;
