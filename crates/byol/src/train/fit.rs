@@ -247,6 +247,11 @@ pub fn fit(
 
     let images_per_step = (loader.config.batch_size * world_size * accumulate) as f64;
     let finished = |m: &Byol| m.global_step >= total || config.run.max_epochs.is_some_and(|e| m.current_epoch >= e);
+    // The next epoch's loader, started when the last batch of this one is
+    // taken, so that its first batches are made during this epoch's last step
+    // instead of after it (a fresh epoch made the step after it wait for a
+    // whole batch, 0.2 s at batch 32 on two cores).
+    let mut next_epoch = None;
     loop {
         let (epoch, done) = {
             let m = lock(model)?;
@@ -255,7 +260,10 @@ pub fn fit(
         if done {
             break;
         }
-        let mut data = loader.epoch_at(epoch as u64, pos.batch_in_epoch);
+        let mut data = match next_epoch.take() {
+            Some((e, d)) if e == epoch && pos.batch_in_epoch == 0 => d,
+            _ => loader.epoch_at(epoch as u64, pos.batch_in_epoch),
+        };
         // The losses of the open accumulation window.
         let mut window_loss = (0.0, 0usize);
         loop {
@@ -289,6 +297,14 @@ pub fn fit(
                 }
             }
             let index = data.position();
+            if index >= batches {
+                let m = lock(model)?;
+                let steps_left = total - m.global_step > 1;
+                let epochs_left = config.run.max_epochs.is_none_or(|e| m.current_epoch + 1 < e);
+                if steps_left && epochs_left {
+                    next_epoch = Some((m.current_epoch + 1, loader.epoch_at(m.current_epoch as u64 + 1, 0)));
+                }
+            }
             if batch.labels.is_empty() {
                 pos.batch_in_epoch = index;
                 continue;
