@@ -97,6 +97,7 @@ fn tune_allocator_unless(setting: Option<&str>) -> bool {
     }
 }
 
+/// Whether `tune_allocator` applied: `HeapsKept` only changes a tuned allocator.
 static TUNED: AtomicBool = AtomicBool::new(false);
 /// How many `HeapsKept` guards are alive.
 static KEEPING: Mutex<usize> = Mutex::new(0);
