@@ -167,7 +167,7 @@ fn set_top_pad(_: i32) {}
 /// Hands free memory back to the kernel: this thread's wholly free heaps
 /// (glibc trims a thread's heaps when a block of 64 KiB or more is freed in
 /// them; `malloc_trim` does not), then the free pages of every arena.
-pub fn release_free_memory() {
+fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         drop(std::hint::black_box(Vec::<u8>::with_capacity(128 << 10)));

@@ -297,19 +297,15 @@ pub fn fit(
                 }
             }
             let index = data.position();
-            if index >= batches {
-                let m = lock(model)?;
-                let steps_left = total - m.global_step > 1;
-                let epochs_left = config.run.max_epochs.is_none_or(|e| m.current_epoch + 1 < e);
-                if steps_left && epochs_left {
-                    next_epoch = Some((m.current_epoch + 1, loader.epoch_at(m.current_epoch as u64 + 1, 0)));
-                }
-            }
             if batch.labels.is_empty() {
                 pos.batch_in_epoch = index;
                 continue;
             }
             let mut m = lock(model)?;
+            let runs_on = total - m.global_step > 1 && config.run.max_epochs.is_none_or(|e| epoch + 1 < e);
+            if index >= batches && runs_on {
+                next_epoch = Some((epoch + 1, loader.epoch_at(epoch as u64 + 1, 0)));
+            }
             let lr = learning_rate_at(config.lr_schedule, pos.base_lr, m.global_step, warmup, total);
             if let Some(o) = m.optimizer_mut() {
                 o.set_lr(lr)?;
