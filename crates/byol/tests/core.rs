@@ -316,6 +316,83 @@ fn decoded_images_are_rgb_planes_of_the_files_pixels() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// One class folder of images: 24x24 JPEGs and PNGs (RGB, gray, RGBA) and
+/// one 17x30 PNG, largest first so that reused buffers shrink and grow.
+fn mixed_images(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let class = dir.join("class");
+    std::fs::create_dir_all(&class).unwrap();
+    let colour = |x: u32, y: u32| image::Rgb([(x * 11 + y * 3) as u8, (y * 7) as u8, (x * y) as u8]);
+    let files = [
+        ("a.jpg", image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(24, 24, colour))),
+        ("b.png", image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(17, 30, colour))),
+        ("c.png", image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(24, 24, |x, y| image::Luma([(x * 10 + y) as u8])))),
+        ("d.png", image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(24, 24, |x, y| image::Rgba([x as u8 * 9, y as u8, 3, 200])))),
+        ("e.jpg", image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(24, 24, |x, y| colour(y, x)))),
+    ];
+    files
+        .into_iter()
+        .map(|(name, image)| {
+            let path = class.join(name);
+            image.save(&path).unwrap();
+            path
+        })
+        .collect()
+}
+
+#[test]
+fn images_decoded_into_reused_buffers_are_the_image_crates_rgb_pixels() {
+    let dir = std::env::temp_dir().join(format!("byol-reused-buffers-{}", std::process::id()));
+    let mut buffers = byol::data::DecodeBuffers::default();
+    for file in mixed_images(&dir) {
+        let (h, w) = byol::data::decode_rgb_into(&file, &mut buffers).unwrap();
+        let expected = image::ImageReader::open(&file).unwrap().decode().unwrap().into_rgb8();
+        assert_eq!((w as u32, h as u32), expected.dimensions(), "{file:?}");
+        assert!(buffers.pixels() == expected.as_raw().as_slice(), "{file:?}: other pixels");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_loader_batch_holds_each_image_as_decode_image_reads_it_and_resizes_the_odd_sized() {
+    use byol::{DataLoader, LoaderConfig};
+    let dir = std::env::temp_dir().join(format!("byol-loader-images-{}", std::process::id()));
+    let files = mixed_images(&dir);
+    let config = LoaderConfig {
+        batch_size: files.len(),
+        shuffle: false,
+        num_workers: 1,
+        image_size: Some(24),
+        transform: None,
+        ..Default::default()
+    };
+    let mut loader =
+        DataLoader::new(std::sync::Arc::new(byol::data::ImageFolder::new(&dir, &["jpg".into(), "png".into()]).unwrap()), config).unwrap();
+    let batch = loader.epoch().next_batch().unwrap().unwrap();
+    // The loader's images before this change: each file decoded to a tensor,
+    // the odd-sized one resized as ATen does, all stacked.
+    let expected: Vec<Tensor> = files
+        .iter()
+        .map(|f| {
+            let image = byol::data::decode_image(f).unwrap();
+            if image.size() == [3, 24, 24] {
+                return image;
+            }
+            image
+                .unsqueeze(0)
+                .to_kind(Kind::Float)
+                .internal_upsample_bilinear2d_aa([24, 24], false, None, None)
+                .round()
+                .clamp(0.0, 255.0)
+                .to_kind(Kind::Uint8)
+                .squeeze_dim(0)
+        })
+        .collect();
+    let expected = Tensor::stack(&expected, 0).to_kind(Kind::Float) / 255.0;
+    assert_eq!(batch.x0.size(), [5, 3, 24, 24]);
+    assert_same(&batch.x0, &expected, "the batch");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Exact equality of two tensors, with the largest difference in the message.
 fn assert_same(a: &Tensor, b: &Tensor, what: &str) {
     assert!(a.eq_tensor(b).all().int64_value(&[]) == 1, "{what} differ by {}", max_abs_diff(a, b));

@@ -1,4 +1,5 @@
 //! Datasets: images with labels, read by index from any thread.
+use crate::data::image::DecodeBuffers;
 use crate::error::{Error, Result};
 use crate::tensor::{is_float, kind_name};
 use std::sync::Arc;
@@ -10,6 +11,22 @@ pub struct Sample {
     pub label: i64,
 }
 
+/// An item as a loader's worker reads it: decoded into the worker's buffers
+/// (image files) or as the `[C, H, W]` uint8 tensor `get` gives.
+pub enum Pixels {
+    /// In `DecodeBuffers::pixels`, interleaved RGB, `height` by `width`.
+    Decoded {
+        height: i64,
+        width: i64,
+    },
+    Planes(Tensor),
+}
+
+pub struct Item {
+    pub pixels: Pixels,
+    pub label: i64,
+}
+
 pub trait Dataset: Send + Sync {
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -18,6 +35,12 @@ pub trait Dataset: Send + Sync {
     /// The item, or `Err(reason)` when it cannot be read (a broken file): the
     /// loader skips it and says so. The outer error stops the loader.
     fn get(&self, index: usize) -> Result<std::result::Result<Sample, String>>;
+    /// Item `index` for a loader's worker, decoded into `buffers` where the
+    /// dataset reads image files, so that a batch allocates nothing per image.
+    fn read(&self, index: usize, buffers: &mut DecodeBuffers) -> Result<std::result::Result<Item, String>> {
+        let _ = buffers;
+        Ok(self.get(index)?.map(|s| Item { pixels: Pixels::Planes(s.image), label: s.label }))
+    }
     /// Item `index`, checked against the length (`get` may assume it is in range).
     fn item(&self, index: usize) -> Result<std::result::Result<Sample, String>> {
         if index >= self.len() {
@@ -115,6 +138,9 @@ impl Dataset for Subset {
     }
     fn get(&self, index: usize) -> Result<std::result::Result<Sample, String>> {
         self.inner.get(self.indices[index])
+    }
+    fn read(&self, index: usize, buffers: &mut DecodeBuffers) -> Result<std::result::Result<Item, String>> {
+        self.inner.read(self.indices[index], buffers)
     }
     fn describe(&self, index: usize) -> String {
         self.inner.describe(self.indices[index])

@@ -1,6 +1,6 @@
 //! torchvision's `ImageFolder`: image files in one sub-folder per class.
-use crate::data::dataset::{Dataset, Sample};
-use crate::data::image::decode_image;
+use crate::data::dataset::{Dataset, Item, Pixels, Sample};
+use crate::data::image::{decode_image, decode_rgb_into, DecodeBuffers};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -66,6 +66,10 @@ impl Dataset for ImageFolder {
     fn get(&self, index: usize) -> Result<std::result::Result<Sample, String>> {
         let (path, label) = &self.files[index];
         Ok(decode_image(path).map(|image| Sample { image, label: *label }))
+    }
+    fn read(&self, index: usize, buffers: &mut DecodeBuffers) -> Result<std::result::Result<Item, String>> {
+        let (path, label) = &self.files[index];
+        Ok(decode_rgb_into(path, buffers).map(|(height, width)| Item { pixels: Pixels::Decoded { height, width }, label: *label }))
     }
     fn describe(&self, index: usize) -> String {
         self.files[index].0.display().to_string()

@@ -5,7 +5,7 @@ pub mod image;
 pub mod image_folder;
 pub mod split;
 
-pub use dataset::{Dataset, Sample, Subset, TensorDataset};
-pub use image::{decode_image, encode_png, save_png};
+pub use dataset::{Dataset, Item, Pixels, Sample, Subset, TensorDataset};
+pub use image::{decode_image, decode_rgb_into, deinterleave, encode_png, save_png, DecodeBuffers};
 pub use image_folder::ImageFolder;
 pub use split::{random_split, split_lengths};

@@ -1,7 +1,8 @@
 //! The loader: batches of two augmented views, made from a dataset by worker
 //! threads and prefetched, in an order and with augmentations that depend
 //! only on the seed, the epoch and the batch index.
-use crate::data::Dataset;
+use crate::data::image::{bytes_mut, planes};
+use crate::data::{deinterleave, Dataset, DecodeBuffers, Pixels};
 use crate::error::{Error, Result};
 use crate::transforms::{normalize, ByolTransform, ByolTransformConfig};
 use rand::seq::SliceRandom;
@@ -235,13 +236,14 @@ impl DataLoader {
                 std::thread::spawn(move || {
                     // Each worker's libtorch ops run on its own thread only.
                     crate::tensor::device::set_thread_count(1);
+                    let mut buffers = DecodeBuffers::default();
                     loop {
                         let b = counter.fetch_add(1, Ordering::SeqCst);
                         if b >= batches || stop.load(Ordering::SeqCst) {
                             break;
                         }
                         let end = ((b + 1) * c.batch_size).min(order.len());
-                        let result = make_batch(&*dataset, &order[b * c.batch_size..end], b, epoch, &c);
+                        let result = make_batch(&*dataset, &order[b * c.batch_size..end], b, epoch, &c, &mut buffers);
                         if sender.send(result).is_err() {
                             break;
                         }
@@ -253,44 +255,80 @@ impl DataLoader {
     }
 }
 
-fn make_batch(dataset: &dyn Dataset, indices: &[usize], index: usize, epoch: u64, c: &LoaderConfig) -> Result<Batch> {
+fn make_batch(
+    dataset: &dyn Dataset,
+    indices: &[usize],
+    index: usize,
+    epoch: u64,
+    c: &LoaderConfig,
+    buffers: &mut DecodeBuffers,
+) -> Result<Batch> {
     let _guard = tch::no_grad_guard();
-    let mut images = Vec::with_capacity(indices.len());
+    // Every image goes straight into its place in the batch, at a common side:
+    // images of other sizes are resized to it, and the random crop of the
+    // transform then works on that.
+    let wanted = c.image_size.or_else(|| c.transform.as_ref().map(|t| t.input_size.max(1) * 8 / 7));
+    let mut images: Option<Tensor> = None;
     let mut labels = Vec::with_capacity(indices.len());
     let mut skipped = Vec::new();
     for &i in indices {
-        match dataset.get(i)? {
-            Ok(s) => {
-                images.push(s.image);
-                labels.push(s.label);
+        let item = match dataset.read(i, buffers)? {
+            Ok(item) => item,
+            Err(reason) => {
+                skipped.push(format!("{} ({reason})", dataset.describe(i)));
+                continue;
             }
-            Err(reason) => skipped.push(format!("{} ({reason})", dataset.describe(i))),
+        };
+        let (channels, height, width) = match &item.pixels {
+            Pixels::Decoded { height, width } => (3, *height, *width),
+            Pixels::Planes(image) => image.size3()?,
+        };
+        let batch = match &mut images {
+            Some(batch) => batch,
+            None => {
+                let side = wanted.unwrap_or(height);
+                images.insert(Tensor::f_empty([indices.len() as i64, channels, side, side], (Kind::Uint8, tch::Device::Cpu))?)
+            }
+        };
+        let (_, batch_channels, side, _) = batch.size4()?;
+        if channels != batch_channels {
+            return Err(Error::invalid(
+                dataset.describe(i),
+                format!("an image of {batch_channels} channels, as the batch's first"),
+                format!("{channels} channels"),
+            ));
         }
+        let mut slot = batch.f_select(0, labels.len() as i64)?;
+        match item.pixels {
+            Pixels::Decoded { height, width } if height == side && width == side => {
+                deinterleave(buffers.pixels(), bytes_mut(&mut slot)?)?;
+            }
+            pixels => {
+                let image = match pixels {
+                    Pixels::Decoded { height, width } => planes(buffers, height, width)?,
+                    Pixels::Planes(image) => image,
+                };
+                if height == side && width == side {
+                    slot.f_copy_(&image)?;
+                } else {
+                    let resized = image
+                        .f_unsqueeze(0)?
+                        .f_to_kind(Kind::Float)?
+                        .f_internal_upsample_bilinear2d_aa([side, side], false, None, None)?
+                        .f_round()?
+                        .f_clamp(0.0, 255.0)?
+                        .f_to_kind(Kind::Uint8)?;
+                    slot.f_copy_(&resized.f_squeeze_dim(0)?)?;
+                }
+            }
+        }
+        labels.push(item.label);
     }
-    if images.is_empty() {
+    let Some(batch) = images else {
         let empty = Tensor::f_zeros([0, 3, 1, 1], (Kind::Float, tch::Device::Cpu))?;
         return Ok(Batch { index, x0: empty.shallow_clone(), x1: empty, labels, skipped });
-    }
-    // Images of other sizes are resized to a common side before stacking; the
-    // random crop of the transform then works on that.
-    let side = c.image_size.or_else(|| c.transform.as_ref().map(|t| t.input_size.max(1) * 8 / 7)).unwrap_or_else(|| images[0].size()[1]);
-    let same = images.iter().all(|im| im.size()[1] == side && im.size()[2] == side);
-    let batch = if same {
-        Tensor::f_stack(&images, 0)?
-    } else {
-        let resized = images
-            .iter()
-            .map(|im| {
-                im.f_unsqueeze(0)?
-                    .f_to_kind(Kind::Float)?
-                    .f_internal_upsample_bilinear2d_aa([side, side], false, None, None)?
-                    .f_round()?
-                    .f_clamp(0.0, 255.0)?
-                    .f_to_kind(Kind::Uint8)
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Tensor::f_cat(&resized, 0)?
     };
+    let batch = batch.f_narrow(0, 0, labels.len() as i64)?;
     let batch = batch.f_to_device(c.device)?;
     let (x0, x1) = match &c.transform {
         Some(t) => {
