@@ -37,8 +37,7 @@ pub trait Dataset: Send + Sync {
     fn get(&self, index: usize) -> Result<std::result::Result<Sample, String>>;
     /// Item `index` for a loader's worker, decoded into `buffers` where the
     /// dataset reads image files, so that a batch allocates nothing per image.
-    fn read(&self, index: usize, buffers: &mut DecodeBuffers) -> Result<std::result::Result<Item, String>> {
-        let _ = buffers;
+    fn read(&self, index: usize, _buffers: &mut DecodeBuffers) -> Result<std::result::Result<Item, String>> {
         Ok(self.get(index)?.map(|s| Item { pixels: Pixels::Planes(s.image), label: s.label }))
     }
     /// Item `index`, checked against the length (`get` may assume it is in range).

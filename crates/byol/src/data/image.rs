@@ -3,21 +3,18 @@
 use crate::error::{Error, Result};
 use crate::tensor::write_atomically;
 use image::ImageDecoder;
-use std::io::Read;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
-/// One reader's buffers for decoding, kept from image to image so that a
-/// loader's worker allocates nothing per image: the file's bytes and the
-/// decoded pixels.
+/// One reader's buffer for decoding, kept from image to image so that a
+/// loader's worker does not allocate the decoded pixels per image.
 #[derive(Default)]
 pub struct DecodeBuffers {
-    file: Vec<u8>,
     pixels: Vec<u8>,
 }
 
 impl DecodeBuffers {
-    /// The last image decoded into these buffers: 8-bit RGB, interleaved (`[H, W, 3]`).
+    /// The last image decoded here: 8-bit RGB, interleaved (`[H, W, 3]`).
     pub fn pixels(&self) -> &[u8] {
         &self.pixels
     }
@@ -27,14 +24,12 @@ impl DecodeBuffers {
 /// 8-bit RGB, interleaved; returns its `(height, width)`. The same pixels
 /// and errors as `image`'s `ImageReader::open(path)?.decode()?.into_rgb8()`.
 pub fn decode_rgb_into(path: &Path, buffers: &mut DecodeBuffers) -> std::result::Result<(i64, i64), String> {
-    buffers.file.clear();
-    std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buffers.file)).map_err(|e| e.to_string())?;
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(buffers.file.as_slice()));
-    // What `ImageReader::open` does: the extension first, then the content.
-    if let Ok(format) = image::ImageFormat::from_path(path) {
-        reader.set_format(format);
-    }
-    let mut decoder = reader.with_guessed_format().map_err(|e| e.to_string())?.into_decoder().map_err(|e| e.to_string())?;
+    let mut decoder = image::ImageReader::open(path)
+        .map_err(|e| e.to_string())?
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?
+        .into_decoder()
+        .map_err(|e| e.to_string())?;
     // What `decode` does: refuse an image larger than the default limits allow.
     let mut limits = image::Limits::default();
     limits.reserve(decoder.total_bytes()).map_err(|e| e.to_string())?;
