@@ -35,7 +35,7 @@ test.serial('train writes the model, the backbone, metrics.jsonl, a report with 
   const r = run(['train', '--data', images, '--image-size', '32', '--batch-size', '8', '--max-steps', '3', '--log-every-n-steps', '1',
     '--hidden-dim', '32', '--output-dim', '16', '--workers', '1', '--k', '5', '--out', out])
   t.is(r.status, 0, r.stderr)
-  t.regex(r.stdout, /step 3\/3 .*loss .* img\/s {2}ETA/, 'plain progress lines when stdout is not a terminal')
+  t.regex(r.stdout, /step 3\/3 .*loss .* img\/s {2}data wait \d+% {2}ETA/, 'plain progress lines when stdout is not a terminal')
   t.regex(r.stdout, /kNN accuracy on 5 held-out images/)
   t.regex(r.stdout, /the same backbone at random initialisation: \d+\.\d%/)
   for (const f of ['model.safetensors', 'backbone.safetensors', 'metrics.jsonl', 'report.html', 'checkpoints/step-00000003/trainer.json']) {
@@ -63,7 +63,7 @@ test.serial('train writes TensorBoard event files: the scalars of metrics.jsonl 
   const tb = reference(['tb-read', '--dir', out])
   const metrics = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
   const steps = metrics.filter((m) => m.kind === 'step')
-  t.deepEqual(Object.keys(tb.scalars).sort(), ['images_per_second', 'knn_accuracy', 'knn_accuracy_random_init', 'lr', 'momentum', 'projection_std', 'train_loss', 'train_loss_epoch'])
+  t.deepEqual(Object.keys(tb.scalars).sort(), ['data_wait_fraction', 'images_per_second', 'knn_accuracy', 'knn_accuracy_random_init', 'lr', 'momentum', 'projection_std', 'train_loss', 'train_loss_epoch'])
   t.deepEqual(tb.scalars.train_loss.map(([s]: number[]) => s), steps.map((m) => m.step))
   tb.scalars.train_loss.forEach(([, v]: number[], i: number) => t.true(Math.abs(v - steps[i].loss) <= 1e-6 * Math.max(1, Math.abs(steps[i].loss)), `step ${steps[i].step}`))
   tb.scalars.lr.forEach(([, v]: number[], i: number) => t.true(Math.abs(v - steps[i].learningRate) <= 1e-6 * steps[i].learningRate))

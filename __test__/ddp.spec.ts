@@ -63,8 +63,8 @@ function startRanks(world: number, port: number, out: string, options: object, e
   })
 }
 
-async function runRanks(world: number, out: string, options: object) {
-  const ranks = startRanks(world, await freePort(), out, options)
+async function runRanks(world: number, out: string, options: object, env: Record<string, string> = {}) {
+  const ranks = startRanks(world, await freePort(), out, options, env)
   const exits = await Promise.all(ranks.map((r) => r.exit))
   exits.forEach((e, i) => {
     if (e.code !== 0) throw new Error(`rank ${i} ${e.signal ?? e.code}: ${ranks[i].stderr}`)
@@ -102,9 +102,9 @@ function worst(ours: Record<string, Tensor>, expected: Record<string, Tensor>): 
  * Trains 2 ranks here and 2 ranks of the reference's DistributedDataParallel
  * from rank 0's initial weights, and checks rank 0's losses and final tensors.
  */
-async function againstDdp(t: ExecutionContext, name: string, steps: number, lr: number, trainer: object, refFlags: string[]) {
+async function againstDdp(t: ExecutionContext, name: string, steps: number, lr: number, trainer: object, refFlags: string[], env: Record<string, string> = {}) {
   const out = path.join(dir, name)
-  const [rank0, rank1] = await runRanks(2, out, { batch: 4, steps, lr, trainer })
+  const [rank0, rank1] = await runRanks(2, out, { batch: 4, steps, lr, trainer }, env)
   t.deepEqual([rank0.rank, rank0.worldSize, rank1.rank, rank1.worldSize, rank0.globalStep], [0, 2, 1, 2, steps])
   const ref = reference(['ddp-train', '--state', path.join(out, 'init-ours.safetensors'), '--images', images, '--out', path.join(out, 'ref.safetensors'),
     '--batch', '4', '--steps', String(steps), '--lr', String(lr), ...refFlags])
@@ -118,6 +118,21 @@ async function againstDdp(t: ExecutionContext, name: string, steps: number, lr: 
 }
 
 test.serial("two processes match PyTorch's DistributedDataParallel over Gloo: losses and every parameter and buffer", (t) => againstDdp(t, 'parity', 5, 1e-3, {}, []))
+
+// PyTorch's CPU performance guide has users preload tcmalloc. Its sized
+// delete frees exactly the size it is told: a c10d object allocated at any
+// size other than its class's own (as the Gloo group once was) corrupts its
+// heap, where glibc's malloc ignores the size.
+test.serial('the same parity holds with tcmalloc preloaded (LD_PRELOAD), as PyTorch advises for CPU training', async (t) => {
+  const tcmalloc = spawnSync('sh', ['-c', 'ldconfig -p | grep -o "/[^ ]*libtcmalloc_minimal.so.4$" | head -1'], { encoding: 'utf8' }).stdout.trim()
+  t.truthy(tcmalloc, "libtcmalloc_minimal.so.4 (Debian's libtcmalloc-minimal4, which scripts/test.sh installs)")
+  await againstDdp(t, 'tcmalloc', 5, 1e-3, {}, [], { LD_PRELOAD: tcmalloc })
+  const probe = spawnSync(process.execPath, ['-e', "console.log(require('fs').readFileSync('/proc/self/maps', 'utf8').includes('libtcmalloc'))"], {
+    env: { ...process.env, LD_PRELOAD: tcmalloc },
+    encoding: 'utf8',
+  })
+  t.is(probe.stdout.trim(), 'true', 'a process started so maps tcmalloc')
+})
 
 test.serial("syncBatchNorm matches DistributedDataParallel with SyncBatchNorm's arithmetic over Gloo", (t) =>
   againstDdp(t, 'sync', 5, 1e-3, { syncBatchNorm: true }, ['--sync-batchnorm']),
@@ -147,6 +162,22 @@ test.serial('accumulateGradBatches 2 over 2 processes matches DDP with no_sync o
 test.serial("the paper's LARS over 2 processes matches DDP with lightly's LARS", (t) =>
   againstDdp(t, 'lars', 5, 0.05, { optimizer: { name: 'LARS', lr: 0.05, momentum: 0.9, weightDecay: 1.5e-6 } }, ['--optimizer', 'lars']),
 )
+
+test.serial("backend 'nccl' on a host without CUDA is an ERR_BYOL_DISTRIBUTED naming what is missing, before any rank waits", async (t) => {
+  const started = Date.now()
+  const [rank] = startRanks(2, await freePort(), path.join(dir, 'nccl'), { batch: 4, steps: 1, lr: 1e-3, trainer: { strategy: 'ddp', backend: 'nccl' } }, {}, [0])
+  const exit = await rank.exit
+  t.is(exit.code, 1)
+  t.regex(rank.stderr, /^ERR_BYOL_DISTRIBUTED /m)
+  t.regex(rank.stderr, /NCCL needs CUDA.*\(libtorch_cuda\.so\) is not loaded.*libcuda\.so\.1.*backend 'gloo'/)
+  // Rank 1 never started: the error came without waiting at the rendezvous.
+  t.true(Date.now() - started < 30_000)
+})
+
+test.serial("backend 'auto' on the CPU trains over Gloo", async (t) => {
+  const [rank0, rank1] = await runRanks(2, path.join(dir, 'auto-backend'), { batch: 4, steps: 2, lr: 1e-3, trainer: { backend: 'auto' } })
+  t.deepEqual([rank0.globalStep, rank1.globalStep], [2, 2])
+})
 
 test.serial('only rank 0 reports progress; every rank ends at the same step', async (t) => {
   const [rank0, rank1] = await runRanks(2, path.join(dir, 'quiet'), { batch: 4, steps: 3, lr: 1e-3 })

@@ -43,7 +43,7 @@ test.serial('the tensorboard logger writes what TensorBoard reads: the scalars u
   t.is(result.logDir, dir)
   const tb = reference(['tb-read', '--dir', dir])
   const steps = events.filter((e) => e.kind === 'step')
-  t.deepEqual(Object.keys(tb.scalars).sort(), ['images_per_second', 'lr', 'momentum', 'projection_std', 'train_loss', 'train_loss_epoch'])
+  t.deepEqual(Object.keys(tb.scalars).sort(), ['data_wait_fraction', 'images_per_second', 'lr', 'momentum', 'projection_std', 'train_loss', 'train_loss_epoch'])
   t.deepEqual(tb.scalars.train_loss.map(([s]: number[]) => s), [1, 2, 3, 4])
   tb.scalars.train_loss.forEach(([, v]: number[], i: number) => t.true(Math.abs(v - steps[i].loss) <= 1e-6 * Math.max(1, Math.abs(steps[i].loss))))
   t.like(tb.hparams, { backbone: 'resnet18', width: 64, optimizer: 'SGD', precision: '32', worldSize: 1, batchSize: 8, note: 'a run of the tests', dataset: 'random pixels' })

@@ -74,6 +74,7 @@ test.serial('progress events carry loss, learning rate, momentum, speed, ETA and
   t.true(last.learningRate >= 0 && last.momentum >= 0.996 && last.momentum <= 1)
   t.true(last.imagesPerSecond > 0)
   t.true(last.projectionStd > 0 && last.projectionStd < 1)
+  t.true(last.dataWaitFraction >= 0 && last.dataWaitFraction <= 1, 'the share of the step spent waiting for the loader')
   t.is(trainer.metrics.train_loss, last.loss)
   const epochs = events.filter((e) => e.kind === 'epoch')
   t.is(epochs.length, 2)

@@ -3,6 +3,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
+# The DDP tests also run with tcmalloc preloaded, as PyTorch advises users to.
+if ! ldconfig -p | grep -q libtcmalloc_minimal.so.4; then
+  ${SUDO:-$(command -v sudo || true)} apt-get install -y -q libtcmalloc-minimal4 >/dev/null ||
+    { ${SUDO:-$(command -v sudo || true)} apt-get update -q >/dev/null && ${SUDO:-$(command -v sudo || true)} apt-get install -y -q libtcmalloc-minimal4 >/dev/null; }
+fi
 host="$(rustc -vV | sed -n 's/^host: //p')"
 # Habits: formatting, lints and types, before anything runs.
 cargo fmt --all --check

@@ -12,10 +12,12 @@ export {
   manualSeed,
   cudaIsAvailable,
   cudaDeviceCount,
+  cudaBackends,
   setNumThreads,
   getNumThreads,
 } from './tensor'
 export type { DeviceName, DType, TypedArrayInput, TensorOptions, RandomOptions } from './tensor'
+export type { CudaBackends } from './native.generated'
 export {
   Module,
   Backbone,
@@ -44,4 +46,4 @@ export { knnAccuracy, linearProbe } from './eval'
 export type { Features, Embedding, KnnOptions, LinearProbeOptions, LinearProbeResult } from './eval'
 export { Trainer, AbortError, latestCheckpoint } from './train'
 export { mnistViews, mnistRecipe } from './presets'
-export type { TrainerOptions, FitOptions, FitResult, TrainingEvent, StepEvent, TrainerMetrics, Precision, Strategy, Logger } from './train'
+export type { TrainerOptions, FitOptions, FitResult, TrainingEvent, StepEvent, TrainerMetrics, Precision, Strategy, Backend, Logger } from './train'

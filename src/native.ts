@@ -35,27 +35,39 @@ function hasCudaDriver(): boolean {
   return open('libcuda.so.1', os.constants.dlopen.RTLD_LAZY | os.constants.dlopen.RTLD_LOCAL) === undefined
 }
 
-function preload(libDir: string): void {
-  // Node dlcloses a library that does not register as an addon; glibc's
-  // RTLD_NODELETE (0x1000, not in os.constants) keeps it mapped so that the
-  // addon's NEEDED entries resolve to it by soname.
-  const RTLD_NODELETE = 0x1000
-  const flags = os.constants.dlopen.RTLD_NOW | os.constants.dlopen.RTLD_GLOBAL | RTLD_NODELETE
+// Node dlcloses a library that does not register as an addon; glibc's
+// RTLD_NODELETE (0x1000, not in os.constants) keeps it mapped so that the
+// addon's NEEDED entries resolve to it by soname.
+const RTLD_NODELETE = 0x1000
+const SHARED = os.constants.dlopen.RTLD_NOW | os.constants.dlopen.RTLD_GLOBAL | RTLD_NODELETE
+
+function preload(libDir: string, cuda: boolean): void {
   // The addon needs libc10 and libtorch_cpu only. libtorch_cuda registers CUDA
   // with them from its static initialisers, so it is loaded before the addon
   // (before anything asks whether CUDA is available), and only with a driver.
   const libs = ['libc10.so', 'libtorch_cpu.so']
-  if (hasCudaDriver()) libs.push('libc10_cuda.so', 'libtorch_cuda.so')
-  for (const name of libs) {
-    const file = path.join(libDir, name)
-    if (!fs.existsSync(file)) continue
-    const message = open(file, flags)
-    if (message !== undefined) {
-      const err = new Error(`byol-torch: cannot load ${file}: ${message}`) as Error & { code: string }
-      err.code = 'ERR_BYOL_LIBTORCH_LOAD'
-      throw err
-    }
+  if (cuda) libs.push('libc10_cuda.so', 'libtorch_cuda.so')
+  for (const name of libs) loadOrThrow(path.join(libDir, name))
+}
+
+function loadOrThrow(file: string): void {
+  if (!fs.existsSync(file)) return
+  const message = open(file, SHARED)
+  if (message !== undefined) {
+    const err = new Error(`byol-torch: cannot load ${file}: ${message}`) as Error & { code: string }
+    err.code = 'ERR_BYOL_LIBTORCH_LOAD'
+    throw err
   }
+}
+
+/**
+ * byol-torch's NCCL backend, built beside the addon where libtorch has CUDA
+ * (`<addon>.nccl.so`, linked against libtorch_cuda). Loaded for its symbols,
+ * which the addon looks up by name when a process group asks for NCCL; where
+ * it is missing, NCCL is reported missing then.
+ */
+export function ncclLibraryFile(addon: string): string {
+  return addon.replace(/\.node$/, '.nccl.so')
 }
 
 /** The addon file: the one built in a checkout of the repository, else the installed platform package's. */
@@ -77,9 +89,11 @@ function addonFile(): string {
 
 /** Where libtorch was found, and how. */
 export const libtorch: LibtorchLocation = findLibtorch()
-preload(libtorch.libDir)
+const cuda = hasCudaDriver()
+preload(libtorch.libDir, cuda)
 /** @internal the addon file loaded */
 export const addonPath: string = addonFile()
+if (cuda) loadOrThrow(ncclLibraryFile(addonPath))
 /** @internal the native addon */
 export const native: typeof Native = require(addonPath)
 // The JS thread takes its libtorch thread count now, before any data worker

@@ -1,6 +1,6 @@
-import { checkNumber, typeError } from './errors'
+import { checkNumber, checkOptions, typeError } from './errors'
 import { native } from './native'
-import type { Dtype, NativeTensor } from './native.generated'
+import type { CudaBackends, Dtype, NativeTensor } from './native.generated'
 
 /** `'cpu'`, `'cuda'`, `'cuda:N'` or `'auto'` (CUDA when present, else CPU). */
 export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}` | 'auto'
@@ -140,6 +140,28 @@ export function cudaIsAvailable(): boolean {
 /** `torch.cuda.device_count()`. */
 export function cudaDeviceCount(): number {
   return native.cudaDeviceCount()
+}
+
+/**
+ * torch.backends' switches for CUDA arithmetic: sets each one given and
+ * returns all four as they now are. Process-wide, as in PyTorch. For numbers
+ * that match PyTorch's to fp32 rounding on a GPU, turn TF32 off and cuDNN
+ * deterministic on, in both: `cudaBackends({ cudnnAllowTf32: false, cudnnDeterministic: true })`.
+ */
+export function cudaBackends(set: CudaBackends = {}): Required<CudaBackends> {
+  const s = checkOptions<CudaBackends>('set', set, {
+    cudnnAllowTf32: 'boolean',
+    matmulAllowTf32: 'boolean',
+    cudnnDeterministic: 'boolean',
+    cudnnBenchmark: 'boolean',
+  })
+  const now = native.cudaBackends(s)
+  return {
+    cudnnAllowTf32: now.cudnnAllowTf32 === true,
+    matmulAllowTf32: now.matmulAllowTf32 === true,
+    cudnnDeterministic: now.cudnnDeterministic === true,
+    cudnnBenchmark: now.cudnnBenchmark === true,
+  }
 }
 
 /** `torch.set_num_threads(n)`: intra-op threads of libtorch on CPU. */

@@ -4,9 +4,9 @@ import { DataLoader } from './data'
 import { ByolError, checkNumber, checkOptions, Exhaustive, Rule, typeError } from './errors'
 import { describeExit, freePort, rankEnv, spawnRank } from './launch'
 import { native } from './native'
-import type { KnnOptions, Logger, Loss, LrSchedule, NativeTrainer, OptimizerConfig, OptimizerName, Precision, ProgressEvent, Recipe, Strategy, TrainerOptions } from './native.generated'
+import type { Backend, KnnOptions, Logger, Loss, LrSchedule, NativeTrainer, OptimizerConfig, OptimizerName, Precision, ProgressEvent, Recipe, Strategy, TrainerOptions } from './native.generated'
 
-export type { Logger, Precision, Strategy, TrainerOptions }
+export type { Backend, Logger, Precision, Strategy, TrainerOptions }
 
 /** One report from a running `fit`; `switch (event.kind)` narrows it to its fields. */
 export type TrainingEvent = ProgressEvent
@@ -48,6 +48,8 @@ export interface FitResult {
   worldSize: number
   /** The folder the loggers wrote in (`metrics.jsonl`, `events.out.tfevents.*`); `null` without loggers, and on ranks other than 0. */
   logDir: string | null
+  /** What carried the data-parallel collectives of the model's tensors; `null` when training alone. */
+  backend: 'gloo' | 'nccl' | null
 }
 
 /** Lightning's `callback_metrics` after the last event. */
@@ -58,6 +60,7 @@ export interface TrainerMetrics {
   momentum?: number
   projection_std?: number
   images_per_second?: number
+  data_wait_fraction?: number
   knn_accuracy?: number
 }
 
@@ -79,6 +82,7 @@ const OPTIMIZERS = ['SGD', 'LARS', 'AdamW'] as const satisfies readonly Optimize
 const LR_SCHEDULES = ['constant', 'cosine'] as const satisfies readonly LrSchedule[]
 const LOSSES = ['minerva', 'paper'] as const satisfies readonly Loss[]
 const STRATEGIES = ['auto', 'single', 'ddp'] as const satisfies readonly Strategy[]
+const BACKENDS = ['auto', 'gloo', 'nccl'] as const satisfies readonly Backend[]
 const LOGGERS = ['jsonl', 'tensorboard'] as const satisfies readonly Logger[]
 const listed: [
   Exhaustive<typeof PRECISIONS, Precision>,
@@ -87,8 +91,9 @@ const listed: [
   Exhaustive<typeof LR_SCHEDULES, LrSchedule>,
   Exhaustive<typeof LOSSES, Loss>,
   Exhaustive<typeof STRATEGIES, Strategy>,
+  Exhaustive<typeof BACKENDS, Backend>,
   Exhaustive<typeof LOGGERS, Logger>,
-] = [true, true, true, true, true, true, true]
+] = [true, true, true, true, true, true, true, true]
 void listed
 
 const int = (min: number): Rule => ({ number: { integer: true, min } })
@@ -130,6 +135,7 @@ export class Trainer {
       baseMomentum: nonNegative,
       fastDevRun: int(1),
       strategy: { oneOf: STRATEGIES },
+      backend: { oneOf: BACKENDS },
       collectiveTimeout: positive,
       syncBatchNorm: 'boolean',
       accumulateGradBatches: int(1),
@@ -231,6 +237,7 @@ export class Trainer {
         rank: r.rank,
         worldSize: r.worldSize,
         logDir: r.logDir ?? null,
+        backend: r.backend === 'gloo' || r.backend === 'nccl' ? r.backend : null,
       }
     } catch (e) {
       for (const p of peers) if (p.exitCode === null) p.kill('SIGTERM')
@@ -265,7 +272,7 @@ export class Trainer {
     const m = this.metrics
     switch (e.kind) {
       case 'step':
-        Object.assign(m, { train_loss: e.loss, lr: e.learningRate, momentum: e.momentum, projection_std: e.projectionStd, images_per_second: e.imagesPerSecond })
+        Object.assign(m, { train_loss: e.loss, lr: e.learningRate, momentum: e.momentum, projection_std: e.projectionStd, images_per_second: e.imagesPerSecond, data_wait_fraction: e.dataWaitFraction })
         break
       case 'epoch':
         m.train_loss_epoch = e.loss

@@ -8,14 +8,14 @@ export class ProgressView {
   constructor(private readonly tty: boolean) {}
 
   step(e: StepEvent): void {
-    const fields = { loss: e.loss.toFixed(4), ips: e.imagesPerSecond.toFixed(0), eta: duration(e.etaSeconds ?? NaN), epoch: e.epoch, std: e.projectionStd.toFixed(3) }
+    const fields = { loss: e.loss.toFixed(4), ips: e.imagesPerSecond.toFixed(0), eta: duration(e.etaSeconds ?? NaN), epoch: e.epoch, std: e.projectionStd.toFixed(3), wait: `${Math.round(e.dataWaitFraction * 100)}%` }
     if (!this.tty) {
-      console.log(`step ${e.step}/${e.totalSteps}  epoch ${e.epoch}  loss ${fields.loss}  lr ${e.learningRate.toExponential(2)}  tau ${e.momentum.toFixed(5)}  std ${fields.std}  ${fields.ips} img/s  ETA ${fields.eta}`)
+      console.log(`step ${e.step}/${e.totalSteps}  epoch ${e.epoch}  loss ${fields.loss}  lr ${e.learningRate.toExponential(2)}  tau ${e.momentum.toFixed(5)}  std ${fields.std}  ${fields.ips} img/s  data wait ${fields.wait}  ETA ${fields.eta}`)
       return
     }
     if (!this.bar) {
       this.bar = new SingleBar({
-        format: '{bar} {value}/{total} | epoch {epoch} | loss {loss} | std {std} | {ips} img/s | ETA {eta}',
+        format: '{bar} {value}/{total} | epoch {epoch} | loss {loss} | std {std} | {ips} img/s | data wait {wait} | ETA {eta}',
         hideCursor: true,
         clearOnComplete: false,
       })

@@ -49,6 +49,7 @@ export function trainCommand() {
     .option('--knn-every-n-epochs <n>', 'kNN accuracy on the held-out images every n epochs', int(1))
     .option('--base-momentum <x>', 'EMA momentum τ at the start (0.996)', num(0))
     .option('--nproc-per-node <n>', 'data-parallel training in n processes on this host (as torchrun --nproc-per-node n); under torchrun, Slurm or Kubernetes the launcher\'s RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT are used instead', int(1), 1)
+    .addOption(new Option('--backend <b>', "data-parallel: what carries the collectives (default auto: NCCL when training on CUDA, Gloo on the CPU)").choices(['auto', 'gloo', 'nccl'] as const))
     .option('--collective-timeout <s>', 'data-parallel: seconds a rank waits for the others before failing (a dead rank is reported within it)', num(0, true))
     .option('--accumulate-grad-batches <k>', 'one optimizer and EMA step per k batches, their gradients averaged (a larger effective batch on few devices)', int(1))
     .option('--sync-batchnorm', 'data-parallel: BatchNorm statistics over all processes (torch.nn.SyncBatchNorm)')
@@ -121,6 +122,7 @@ export function trainCommand() {
         channelsLast: f.channelsLast,
         knnEveryNEpochs: f.knnEveryNEpochs,
         baseMomentum: f.baseMomentum,
+        backend: f.backend,
         collectiveTimeout: f.collectiveTimeout,
         syncBatchNorm: f.syncBatchnorm,
         accumulateGradBatches: f.accumulateGradBatches,

@@ -27,7 +27,7 @@ pub fn documented_defaults() -> String {
             "device": "cpu", "precision": t.run.precision.name(), "logEveryNSteps": t.run.log_every_n_steps,
             "keepCheckpoints": t.run.keep_checkpoints, "seed": t.run.seed, "recipe": "minerva",
             "warmupSteps": c.warmup_steps, "channelsLast": t.run.channels_last,
-            "strategy": t.run.strategy.name(), "collectiveTimeout": t.run.collective_timeout, "syncBatchNorm": t.run.sync_batch_norm,
+            "strategy": t.run.strategy.name(), "backend": t.run.backend.name(), "collectiveTimeout": t.run.collective_timeout, "syncBatchNorm": t.run.sync_batch_norm,
             "accumulateGradBatches": t.run.accumulate_grad_batches, "devices": t.run.devices,
             "logger": t.run.logger.iter().map(|l| l.name()).collect::<Vec<_>>(),
         },

@@ -156,3 +156,8 @@ string_enum! {
     #[doc = "When to train data-parallel: `'auto'` when a launcher set `WORLD_SIZE`, `'single'` never, `'ddp'` always (the launcher's environment is required)."]
     Strategy <=> byol::dist::Strategy { Auto = "auto" => Auto, Single = "single" => Single, Ddp = "ddp" => Ddp }
 }
+
+string_enum! {
+    #[doc = "What carries data-parallel collectives: `'auto'` NCCL when training on CUDA and Gloo on the CPU (as `init_process_group(backend=None)`), `'gloo'` Gloo for every tensor, `'nccl'` NCCL for CUDA tensors (needs CUDA)."]
+    Backend <=> byol::dist::DistBackend { Auto = "auto" => Auto, Gloo = "gloo" => Gloo, Nccl = "nccl" => Nccl }
+}

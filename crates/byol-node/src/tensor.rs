@@ -153,3 +153,31 @@ pub fn get_num_threads() -> i32 {
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
+
+/// torch.backends' switches for CUDA arithmetic (process-wide, as in PyTorch).
+#[napi(object)]
+pub struct CudaBackends {
+    /// `torch.backends.cudnn.allow_tf32`: convolutions may round fp32 inputs to TF32 (libtorch's default `true`).
+    pub cudnn_allow_tf32: Option<bool>,
+    /// `torch.backends.cuda.matmul.allow_tf32`: matrix products may (default `false`).
+    pub matmul_allow_tf32: Option<bool>,
+    /// `torch.backends.cudnn.deterministic`: only deterministic cuDNN algorithms (default `false`).
+    pub cudnn_deterministic: Option<bool>,
+    /// `torch.backends.cudnn.benchmark`: cuDNN times its algorithms for each new shape and keeps the fastest (default `false`).
+    pub cudnn_benchmark: Option<bool>,
+}
+
+/// Sets each switch given and returns all four, as they now are.
+#[napi]
+pub fn cuda_backends(env: &Env, set: Option<CudaBackends>) -> Result<CudaBackends> {
+    let s =
+        set.unwrap_or(CudaBackends { cudnn_allow_tf32: None, matmul_allow_tf32: None, cudnn_deterministic: None, cudnn_benchmark: None });
+    let m =
+        byol::tensor::shim::cuda_math([s.cudnn_allow_tf32, s.matmul_allow_tf32, s.cudnn_deterministic, s.cudnn_benchmark]).or_throw(env)?;
+    Ok(CudaBackends {
+        cudnn_allow_tf32: Some(m.cudnn_allow_tf32),
+        matmul_allow_tf32: Some(m.matmul_allow_tf32),
+        cudnn_deterministic: Some(m.cudnn_deterministic),
+        cudnn_benchmark: Some(m.cudnn_benchmark),
+    })
+}

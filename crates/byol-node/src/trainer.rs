@@ -41,6 +41,8 @@ pub enum ProgressEvent {
         projection_std: f64,
         /// The fp16 loss scale (`'16-mixed'` only).
         loss_scale: Option<f64>,
+        /// Share (0 to 1) of the time since the last step event spent waiting for the loader's next batch: near 1 means the device starves for data (more `numWorkers`, or shards).
+        data_wait_fraction: f64,
     },
     /// At the end of each epoch: the epoch's mean `train_loss`.
     Epoch { step: i64, epoch: i64, loss: f64 },
@@ -68,6 +70,7 @@ impl From<Progress> for ProgressEvent {
                 eta_seconds: s.eta_seconds,
                 projection_std: s.projection_std,
                 loss_scale: s.loss_scale,
+                data_wait_fraction: s.data_wait_fraction,
             },
             Progress::Epoch { step, epoch, loss } => ProgressEvent::Epoch { step, epoch, loss },
             Progress::Checkpoint { step, epoch, path } => ProgressEvent::Checkpoint { step, epoch, path },
@@ -91,6 +94,8 @@ pub struct FitResult {
     pub world_size: u32,
     /// The folder the loggers wrote in (rank 0 with `logger` set).
     pub log_dir: Option<String>,
+    /// What carried data-parallel training's collectives, `'gloo'` or `'nccl'`; absent alone.
+    pub backend: Option<String>,
     /// Progress events sent; the facade waits for all before resolving.
     pub events: u32,
 }
@@ -181,6 +186,7 @@ impl NativeTrainer {
                 rank: u32::try_from(r.rank).unwrap_or(u32::MAX),
                 world_size: u32::try_from(r.world_size).unwrap_or(u32::MAX),
                 log_dir: r.log_dir.map(|p| p.display().to_string()),
+                backend: r.backend.map(String::from),
                 events,
             })
         })

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "shim.h"
+#include "version.h"
 
 namespace {
 c10::DeviceType device_type(int cuda) { return cuda ? c10::DeviceType::CUDA : c10::DeviceType::CPU; }
@@ -194,6 +195,27 @@ at::Tensor* byol_add(const at::Tensor* self, const at::Tensor* other, double alp
 // libtorch's kernel level on this CPU ("AVX512", "AVX2", "DEFAULT"), as
 // torch.backends.cpu.get_cpu_capability(), NUL-terminated in `out` (at most
 // `len` bytes). Returns 0, or -1 (see byol_last_error).
+// torch.backends' CUDA switches, process-wide in ATen's context as in
+// PyTorch: cudnn.allow_tf32, cuda.matmul.allow_tf32, cudnn.deterministic,
+// cudnn.benchmark. Each of `set` that is -1 is left; `out` gets all four.
+int byol_cuda_math(const int* set, int* out) {
+  try {
+    auto& c = at::globalContext();
+    if (set[0] >= 0) c.setAllowTF32CuDNN(set[0] != 0);
+    if (set[1] >= 0) c.setAllowTF32CuBLAS(set[1] != 0);
+    if (set[2] >= 0) c.setDeterministicCuDNN(set[2] != 0);
+    if (set[3] >= 0) c.setBenchmarkCuDNN(set[3] != 0);
+    out[0] = c.allowTF32CuDNN();
+    out[1] = c.allowTF32CuBLAS();
+    out[2] = c.deterministicCuDNN();
+    out[3] = c.benchmarkCuDNN();
+    return 0;
+  } catch (const std::exception& e) {
+    remember(e);
+    return -1;
+  }
+}
+
 int byol_cpu_capability(char* out, size_t len) {
   try {
     std::string c = at::get_cpu_capability();

@@ -1,5 +1,5 @@
 //! `new Trainer(options)`.
-use crate::enums::{Logger, Loss, LrSchedule, Precision, Recipe, Strategy};
+use crate::enums::{Backend, Logger, Loss, LrSchedule, Precision, Recipe, Strategy};
 use crate::options::optimizer::OptimizerConfig;
 use crate::tensor::device;
 use byol::optim::OptimizerOptions;
@@ -52,6 +52,8 @@ pub struct TrainerOptions {
     pub fast_dev_run: Option<i64>,
     /// Data-parallel training over processes (PyTorch's DistributedDataParallel on c10d): `'auto'` joins the group a launcher (`torchrun`, `byol-torch train --nproc-per-node`, Slurm) describes in `RANK`, `WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT`; `'single'` never does; `'ddp'` requires it. Default `'auto'`.
     pub strategy: Option<Strategy>,
+    /// In data-parallel training, what carries the collectives: `'auto'` NCCL when training on CUDA and Gloo on the CPU, as `torch.distributed.init_process_group(backend=None)` chooses; `'gloo'` Gloo for every tensor; `'nccl'` NCCL for CUDA tensors (an `ERR_BYOL_DISTRIBUTED` on a host without CUDA). Gloo always carries the trainer's own CPU flags. Default `'auto'`.
+    pub backend: Option<Backend>,
     /// In data-parallel training, the longest a rank waits for the others in a collective, in seconds: how soon a rank that died or hangs is reported. Default `60`.
     pub collective_timeout: Option<f64>,
     /// In data-parallel training, BatchNorm computes its batch statistics over all ranks, as `torch.nn.SyncBatchNorm` (a global batch for the statistics at the cost of two small all-reduces per layer and view, forward and backward). Default `false`: per process, as DistributedDataParallel's default.
@@ -94,6 +96,7 @@ impl TryFrom<TrainerOptions> for CoreTrainerOptions {
                 knn_every_n_epochs: o.knn_every_n_epochs.or(r.knn_every_n_epochs),
                 fast_dev_run: o.fast_dev_run.or(r.fast_dev_run),
                 strategy: o.strategy.map_or(r.strategy, Into::into),
+                backend: o.backend.map_or(r.backend, Into::into),
                 collective_timeout: o.collective_timeout.unwrap_or(r.collective_timeout),
                 sync_batch_norm: o.sync_batch_norm.unwrap_or(r.sync_batch_norm),
                 devices: match o.devices {

@@ -1,6 +1,7 @@
-//! A c10d process group (Gloo over a TCPStore rendezvous) through the shim
-//! in `csrc/dist.cpp`: what `torch.distributed.init_process_group` makes.
-use crate::dist::DistEnv;
+//! A c10d process group (Gloo, and NCCL for CUDA tensors, over a TCPStore
+//! rendezvous) through the shim in `csrc/dist/`: what
+//! `torch.distributed.init_process_group` makes.
+use crate::dist::{DistBackend, DistEnv};
 use crate::error::{Error, Result};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_void};
@@ -19,8 +20,10 @@ extern "C" {
         prefix: *const c_char,
         rendezvous_ms: i64,
         timeout_ms: i64,
+        nccl: c_int,
     ) -> *mut c_void;
     fn byol_dist_free(group: *mut c_void);
+    fn byol_dist_nccl_loaded() -> c_int;
     fn byol_dist_allreduce_mean(group: *mut c_void, ts: *const *const C_tensor, n: usize, bucket_bytes: i64) -> c_int;
     fn byol_dist_backward_mean(
         group: *mut c_void,
@@ -53,11 +56,20 @@ pub struct GroupOptions {
     pub timeout: Duration,
     /// Gradients are all-reduced in flat buckets of at most this many bytes.
     pub bucket_bytes: i64,
+    /// What carries the collectives of the model's tensors.
+    pub backend: DistBackend,
+    /// The device the ranks train on (the backend `Auto` follows it).
+    pub device: tch::Device,
 }
 
 impl Default for GroupOptions {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT_SECONDS), bucket_bytes: DEFAULT_BUCKET_BYTES }
+        Self {
+            timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT_SECONDS),
+            bucket_bytes: DEFAULT_BUCKET_BYTES,
+            backend: DistBackend::Auto,
+            device: tch::Device::Cpu,
+        }
     }
 }
 
@@ -69,6 +81,8 @@ pub struct ProcessGroup {
     local_rank: usize,
     local_world_size: usize,
     options: GroupOptions,
+    /// Whether NCCL carries the CUDA tensors (else Gloo carries all).
+    nccl: bool,
 }
 
 // SAFETY: c10d backends are made to be called from any thread; the handle is
@@ -99,6 +113,23 @@ impl ProcessGroup {
         let (Ok(rank), Ok(size)) = (rank, size) else {
             return Err(Error::range("WORLD_SIZE", "fewer than 2^31 processes", env.world_size));
         };
+        let nccl = match options.backend {
+            // As `init_process_group(backend=None)`: NCCL where it can run.
+            DistBackend::Auto => options.backend.uses_nccl(options.device) && nccl_loaded(),
+            forced => forced.uses_nccl(options.device),
+        };
+        // Before the rendezvous, so that no rank waits for one that cannot join.
+        if nccl && !crate::tensor::device::cuda_is_available() {
+            return Err(Error::Distributed {
+                rank: env.rank,
+                op: "making the NCCL process group".into(),
+                message: format!(
+                    "NCCL needs CUDA, and this host has none: libtorch's CUDA half (libtorch_cuda.so) is not loaded, as \
+                     on every host without an NVIDIA driver (libcuda.so.1){}; train with backend 'gloo' here",
+                    if options.backend == DistBackend::Nccl { ", and backend 'nccl' was asked for" } else { "" }
+                ),
+            });
+        }
         // SAFETY: `host` and `prefix` outlive the call; the shim copies them.
         let handle = unsafe {
             let rendezvous = options.timeout.saturating_mul(RENDEZVOUS_TIMEOUTS);
@@ -111,6 +142,7 @@ impl ProcessGroup {
                 prefix.as_ptr(),
                 millis(rendezvous),
                 millis(options.timeout),
+                c_int::from(nccl),
             )
         };
         if handle.is_null() {
@@ -123,6 +155,7 @@ impl ProcessGroup {
             local_rank: env.local_rank,
             local_world_size: env.local_world_size,
             options,
+            nccl,
         })
     }
 
@@ -155,6 +188,15 @@ impl ProcessGroup {
                 Ok(tch::Device::Cuda(self.local_rank))
             }
             other => Ok(other),
+        }
+    }
+
+    /// The backend of the model's tensors: `"nccl"` or `"gloo"`.
+    pub fn backend(&self) -> &'static str {
+        if self.nccl {
+            DistBackend::Nccl.name()
+        } else {
+            DistBackend::Gloo.name()
         }
     }
 
@@ -267,6 +309,13 @@ impl Drop for ProcessGroup {
         // SAFETY: made by byol_dist_new, freed once.
         unsafe { byol_dist_free(self.handle) }
     }
+}
+
+/// Whether byol-torch's NCCL backend (libbyol_nccl.so, which the Node
+/// loader opens with libtorch_cuda) is in the process.
+pub fn nccl_loaded() -> bool {
+    // SAFETY: a lookup of a symbol, no arguments.
+    unsafe { byol_dist_nccl_loaded() != 0 }
 }
 
 fn last_error() -> String {

@@ -11,6 +11,7 @@ extern "C" {
     fn byol_last_error() -> *const std::os::raw::c_char;
     fn byol_add(this: *const C_tensor, other: *const C_tensor, alpha: f64) -> *mut C_tensor;
     fn byol_cpu_capability(out: *mut std::os::raw::c_char, len: usize) -> i32;
+    fn byol_cuda_math(set: *const i32, out: *mut i32) -> i32;
     fn byol_release_thread_team();
     fn byol_ema_update(ema: *const *const C_tensor, online: *const *const C_tensor, n: usize, m: f64) -> i32;
     fn byol_foreach_add_(this: *const *const C_tensor, other: *const *const C_tensor, n: usize, alpha: f64) -> i32;
@@ -237,4 +238,33 @@ pub fn cpu_capability() -> Option<String> {
 pub fn release_thread_team() {
     // SAFETY: no arguments; the shim checks it is outside a parallel region.
     unsafe { byol_release_thread_team() }
+}
+
+/// torch.backends' switches for CUDA arithmetic, process-wide as in PyTorch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CudaMath {
+    /// `torch.backends.cudnn.allow_tf32`: convolutions may round fp32 inputs to TF32.
+    pub cudnn_allow_tf32: bool,
+    /// `torch.backends.cuda.matmul.allow_tf32`: matrix products may.
+    pub matmul_allow_tf32: bool,
+    /// `torch.backends.cudnn.deterministic`: only deterministic cuDNN algorithms.
+    pub cudnn_deterministic: bool,
+    /// `torch.backends.cudnn.benchmark`: cuDNN times algorithms per shape and keeps the fastest.
+    pub cudnn_benchmark: bool,
+}
+
+/// Sets each switch given, then returns them all.
+pub fn cuda_math(set: [Option<bool>; 4]) -> Result<CudaMath> {
+    let set = set.map(|s| s.map_or(-1, i32::from));
+    let mut out = [0i32; 4];
+    // SAFETY: two arrays of four ints, alive for the call.
+    if unsafe { byol_cuda_math(set.as_ptr(), out.as_mut_ptr()) } != 0 {
+        return Err(shim_error("setting torch.backends' CUDA switches"));
+    }
+    Ok(CudaMath {
+        cudnn_allow_tf32: out[0] != 0,
+        matmul_allow_tf32: out[1] != 0,
+        cudnn_deterministic: out[2] != 0,
+        cudnn_benchmark: out[3] != 0,
+    })
 }

@@ -1,6 +1,6 @@
 //! What a training run is made of: the options as a user gives them (a recipe
 //! and the settings that override it) and the configuration they resolve to.
-use crate::dist::{Strategy, DEFAULT_TIMEOUT_SECONDS};
+use crate::dist::{DistBackend, Strategy, DEFAULT_TIMEOUT_SECONDS};
 use crate::error::{Error, Result};
 use crate::model::LossForm;
 use crate::optim::{LrSchedule, OptimizerConfig, OptimizerOptions};
@@ -50,6 +50,8 @@ pub struct RunOptions {
     pub fast_dev_run: Option<i64>,
     /// Whether to train data-parallel (`Auto`: when a launcher set `WORLD_SIZE`).
     pub strategy: Strategy,
+    /// What carries the data-parallel collectives (`Auto`: NCCL on CUDA, Gloo on the CPU).
+    pub backend: DistBackend,
     /// The longest, in seconds, a rank waits for the others in a collective
     /// before failing: how soon a dead or hung rank is reported.
     pub collective_timeout: f64,
@@ -87,6 +89,7 @@ impl Default for RunOptions {
             knn_every_n_epochs: None,
             fast_dev_run: None,
             strategy: Strategy::Auto,
+            backend: DistBackend::Auto,
             collective_timeout: DEFAULT_TIMEOUT_SECONDS,
             sync_batch_norm: false,
             accumulate_grad_batches: 1,

@@ -61,6 +61,8 @@ pub struct FitResult {
     pub world_size: usize,
     /// The folder the loggers wrote in (rank 0 with loggers only).
     pub log_dir: Option<PathBuf>,
+    /// The backend of the data-parallel group (`None` alone).
+    pub backend: Option<&'static str>,
 }
 
 fn lock(model: &Mutex<Byol>) -> Result<MutexGuard<'_, Byol>> {
@@ -113,6 +115,7 @@ pub fn fit(
     config.validate()?;
     let group = join_group(config)?;
     let (rank, world_size) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.world_size()));
+    let backend = group.as_ref().map(ProcessGroup::backend);
     let lead = rank == 0;
     let loggers = match (&config.run.log_dir, lead && !config.run.logger.is_empty()) {
         (_, false) => None,
@@ -243,6 +246,8 @@ pub fn fit(
     let mut skipped = BTreeSet::new();
     let start_step = lock(model)?.global_step;
     let mut window = (Instant::now(), start_step);
+    // Time spent in the loader since the last step event.
+    let mut waited = Duration::ZERO;
     let mut rate = 0.0;
 
     let images_per_step = (loader.config.batch_size * world_size * accumulate) as f64;
@@ -288,9 +293,12 @@ pub fn fit(
                     rank,
                     world_size,
                     log_dir,
+                    backend,
                 });
             }
+            let asked = Instant::now();
             let Some(batch) = data.next_batch()? else { break };
+            waited += asked.elapsed();
             for item in batch.skipped {
                 if skipped.insert(item.clone()) {
                     emit(Progress::Warning { message: format!("skipped an unreadable image: {item}") });
@@ -377,7 +385,9 @@ pub fn fit(
                     eta_seconds: (steps_per_second > 0.0).then(|| (total - step) as f64 / steps_per_second),
                     projection_std: out.projection_std()?,
                     loss_scale: pos.scaler.as_ref().map(|s| s.scale),
+                    data_wait_fraction: if secs > 0.0 { (waited.as_secs_f64() / secs).min(1.0) } else { 0.0 },
                 }));
+                waited = Duration::ZERO;
             }
             let epoch_done = index >= batches;
             if epoch_done {
@@ -423,6 +433,7 @@ pub fn fit(
         rank,
         world_size,
         log_dir,
+        backend,
     })
 }
 
@@ -492,7 +503,12 @@ fn join_group(config: &TrainerConfig) -> Result<Option<ProcessGroup>> {
         })?),
     };
     let Some(env) = env else { return Ok(None) };
-    let options = GroupOptions { timeout: Duration::from_secs_f64(config.run.collective_timeout), ..GroupOptions::default() };
+    let options = GroupOptions {
+        timeout: Duration::from_secs_f64(config.run.collective_timeout),
+        backend: config.run.backend,
+        device: config.run.device,
+        ..GroupOptions::default()
+    };
     ProcessGroup::join(&env, options).map(Some)
 }
 

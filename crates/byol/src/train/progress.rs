@@ -24,6 +24,10 @@ pub struct StepEvent {
     pub projection_std: f64,
     /// The fp16 loss scale (`16-mixed` only).
     pub loss_scale: Option<f64>,
+    /// The share of the time since the last step event spent waiting for the
+    /// loader's next batch: near 0 when data keeps up, near 1 when the
+    /// device starves (more workers, or cheaper data, would help).
+    pub data_wait_fraction: f64,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -1,19 +1,23 @@
 // torch.distributed's engine (c10d) for byol-torch: a TCPStore rendezvous
-// and a Gloo process group, with the collectives data-parallel training
+// and the process group over it, with the collectives data-parallel training
 // needs (bucketed gradient all-reduce, coalesced broadcast, barrier).
 //
-// ProcessGroupGloo.hpp includes gloo's own headers, which the PyPI wheel does
-// not ship, so the two entry points used here are declared by their exported
-// names instead (libtorch_cpu.so exports both, as `nm -D` shows), and the
-// group is used through its base class, c10d::Backend, whose header needs no
-// gloo. Every failure is caught and kept for byol_last_error with the rank
-// and the operation in front; exceptions never cross into Rust.
+// As `init_process_group(backend=None)` does, a group holds Gloo for CPU
+// tensors and, when asked, NCCL for CUDA tensors; each collective goes to the
+// backend of its tensors' device. Gloo is made through its own header (gloo's
+// headers are vendored in third_party/gloo: the wheel does not ship them).
+// NCCL lives in libbyol_nccl.so (nccl.cpp), which only a host with CUDA
+// loads: it is found here by name, never linked. Every failure is caught and
+// kept for byol_last_error with the rank and the operation in front;
+// exceptions never cross into Rust.
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <dlfcn.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -23,41 +27,21 @@
 #include <fstream>
 #include <thread>
 #include <map>
-#include <new>
 #include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
 
-#include "shim.h"
+#include "../shim.h"
+#include "../version.h"
 
 namespace {
 
-using OptionsPtr = c10::intrusive_ptr<c10d::Backend::Options>;
-
-// c10d::ProcessGroupGloo::Options::create_default(milliseconds): the options
-// with Gloo's default transport device. Its real return type,
-// intrusive_ptr<ProcessGroupGloo::Options>, is one pointer to a class derived
-// from Backend::Options alone, returned the same way.
-OptionsPtr gloo_default_options(std::chrono::milliseconds timeout) __asm__(
-    "_ZN4c10d16ProcessGroupGloo7Options14create_defaultENSt6chrono8durationIlSt5ratioILl1ELl1000EEEE");
-
-// The complete-object constructor c10d::ProcessGroupGloo::ProcessGroupGloo(
-// const intrusive_ptr<Store>&, int rank, int size, intrusive_ptr<Options>).
-void gloo_construct(void* self, const c10::intrusive_ptr<c10d::Store>& store, int rank, int size, OptionsPtr options) __asm__(
-    "_ZN4c10d16ProcessGroupGlooC1ERKN3c1013intrusive_ptrINS_5StoreENS1_6detail34intrusive_target_default_null_"
-    "typeIS3_EEEEiiNS2_INS0_7OptionsENS5_ISA_EEEE");
-
-// sizeof(c10d::ProcessGroupGloo) is 488 in PyTorch 2.11.0 (what its own
-// `split` allocates before calling the constructor). The object is given
-// several times that: its deleting destructor frees it with operator delete,
-// which ignores the size, so a larger block is safe where a smaller one would
-// not be.
-constexpr size_t kGlooObjectBytes = 4096;
-
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::Backend> backend;
+  c10::intrusive_ptr<c10d::Backend> gloo;
+  // Null unless the group was made with NCCL for CUDA tensors.
+  c10::intrusive_ptr<c10d::Backend> nccl;
   int rank;
   int size;
   std::chrono::milliseconds timeout;
@@ -82,17 +66,33 @@ void fail(const char* step, const std::exception& e) {
 
 c10::intrusive_ptr<c10d::Backend> new_gloo(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
                                            std::chrono::milliseconds timeout) {
-  OptionsPtr options = gloo_default_options(timeout);
-  void* memory = ::operator new(kGlooObjectBytes);
-  try {
-    gloo_construct(memory, store, rank, size, options);
-  } catch (...) {
-    ::operator delete(memory);
-    throw;
-  }
-  // c10d::Backend is ProcessGroupGloo's only base, at offset 0.
-  return c10::intrusive_ptr<c10d::Backend>::unsafe_steal_from_new(static_cast<c10d::Backend*>(memory));
+  auto options = c10d::ProcessGroupGloo::Options::create_default(timeout);
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, options);
 }
+
+// libbyol_nccl.so's entry point (nccl.cpp), null where it is not loaded.
+using NcclNew = c10d::Backend* (*)(const void* store, int rank, int size, int64_t timeout_ms, char* error, size_t len);
+NcclNew nccl_entry() { return reinterpret_cast<NcclNew>(dlsym(RTLD_DEFAULT, "byol_nccl_backend_new")); }
+
+// NCCL over its own namespace of `store`, as init_process_group gives each
+// device's backend a PrefixStore of the device's name.
+c10::intrusive_ptr<c10d::Backend> new_nccl(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+                                           std::chrono::milliseconds timeout) {
+  auto make = nccl_entry();
+  if (make == nullptr) {
+    throw std::runtime_error(
+        "byol-torch's NCCL library (libbyol_nccl.so, beside the addon) is not loaded: it is loaded with libtorch_cuda "
+        "on a host with a CUDA driver");
+  }
+  c10::intrusive_ptr<c10d::Store> prefixed = c10::make_intrusive<c10d::PrefixStore>("cuda/", store);
+  char error[1024] = {0};
+  c10d::Backend* backend = make(&prefixed, rank, size, timeout.count(), error, sizeof(error));
+  if (backend == nullptr) throw std::runtime_error(error);
+  return c10::intrusive_ptr<c10d::Backend>::reclaim(backend);
+}
+
+// The backend that serves tensors on `t`'s device.
+c10d::Backend& backend_for(Group* g, const at::Tensor& t) { return t.is_cuda() && g->nccl ? *g->nccl : *g->gloo; }
 
 // Waits for every piece of work, then rethrows the first failure.
 void wait_all(std::vector<c10::intrusive_ptr<c10d::Work>>& works, std::chrono::milliseconds timeout) {
@@ -147,7 +147,7 @@ c10::intrusive_ptr<c10d::Work> start_sum(Group* g, at::Tensor& t) {
   std::vector<at::Tensor> one{t};
   c10d::AllreduceOptions options;
   options.timeout = g->timeout;
-  return g->backend->allreduce(one, options);
+  return backend_for(g, t).allreduce(one, options);
 }
 
 void allreduce_sum_(Group* g, at::Tensor& t) { start_sum(g, t)->wait(g->timeout); }
@@ -221,11 +221,12 @@ at::Tensor* byol_dist_allreduce_sum_autograd(void* group, const at::Tensor* x) {
 // Joins the group of `size` processes over the TCPStore at host:port
 // (MASTER_ADDR, MASTER_PORT), served by rank 0 when `serve` (else by a
 // launcher, as torchrun's agent does), with every key under `prefix` when it
-// is not empty; and makes a Gloo process group over it. `rendezvous_ms`
-// bounds the wait for every rank to arrive; `timeout_ms` every collective.
-// Returns the group, or null (see byol_last_error).
+// is not empty; and makes a Gloo process group over it, and an NCCL one for
+// CUDA tensors when `nccl`. `rendezvous_ms` bounds the wait for every rank to
+// arrive; `timeout_ms` every collective. Returns the group, or null (see
+// byol_last_error).
 void* byol_dist_new(const char* host, int port, int rank, int size, int serve, const char* prefix, int64_t rendezvous_ms,
-                    int64_t timeout_ms) {
+                    int64_t timeout_ms, int nccl) {
   const char* step = "the TCPStore rendezvous";
   try {
     c10d::TCPStoreOptions options;
@@ -239,11 +240,16 @@ void* byol_dist_new(const char* host, int port, int rank, int size, int serve, c
       store = c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), store);
     }
     step = "making the Gloo process group";
-    auto backend = new_gloo(store, rank, size, std::chrono::milliseconds(timeout_ms));
+    auto gloo = new_gloo(store, rank, size, std::chrono::milliseconds(timeout_ms));
+    c10::intrusive_ptr<c10d::Backend> nccl_backend;
+    if (nccl != 0) {
+      step = "making the NCCL process group";
+      nccl_backend = new_nccl(store, rank, size, std::chrono::milliseconds(timeout_ms));
+    }
     step = "recording this process in the store";
     const std::string here = whereabouts();
     store->set(pid_key(rank), std::vector<uint8_t>(here.begin(), here.end()));
-    return new Group{store, backend, rank, size, std::chrono::milliseconds(timeout_ms), serve != 0};
+    return new Group{store, gloo, nccl_backend, rank, size, std::chrono::milliseconds(timeout_ms), serve != 0};
   } catch (const std::exception& e) {
     fail(step, e);
     return nullptr;
@@ -251,6 +257,9 @@ void* byol_dist_new(const char* host, int port, int rank, int size, int serve, c
 }
 
 void byol_dist_free(void* group) { delete static_cast<Group*>(group); }
+
+// Whether libbyol_nccl.so is loaded, so that a group can have NCCL.
+int byol_dist_nccl_loaded() { return nccl_entry() != nullptr ? 1 : 0; }
 
 // After a failed collective: which ranks are gone, in words, into `out`
 // (empty when none can be named). A rank on this host whose process no
@@ -392,7 +401,7 @@ int byol_dist_broadcast(void* group, const at::Tensor* const* ts, size_t n, int 
       c10d::BroadcastOptions options;
       options.rootRank = root;
       options.timeout = g->timeout;
-      auto work = g->backend->broadcast(one, options);
+      auto work = backend_for(g, flat).broadcast(one, options);
       work->wait(g->timeout);
       if (g->rank != root) {
         unflatten(flat, ts, index);
@@ -412,7 +421,7 @@ int byol_dist_barrier(void* group, int64_t timeout_ms) {
   try {
     c10d::BarrierOptions options;
     options.timeout = timeout_ms < 0 ? g->timeout : std::chrono::milliseconds(timeout_ms);
-    auto work = g->backend->barrier(options);
+    auto work = g->gloo->barrier(options);
     work->wait(options.timeout);
     return 0;
   } catch (const std::exception& e) {
