@@ -18,6 +18,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import sys
 import time
 
@@ -26,17 +27,24 @@ import torchvision
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+# BYOL_REFERENCE_STANDINS=1 uses the stand-ins below even where lightly is
+# installed: bench/gpu-check --cpu checks that they train exactly as lightly's
+# classes do, so that a GPU host without lightly can use them.
+STANDINS = os.environ.get("BYOL_REFERENCE_STANDINS") == "1"
 try:
+    if STANDINS:
+        raise ImportError("stand-ins asked for (BYOL_REFERENCE_STANDINS=1)")
     from lightly.loss import NegativeCosineSimilarity
     from lightly.models.modules.heads import BYOLPredictionHead, BYOLProjectionHead
     from lightly.models.utils import deactivate_requires_grad, update_momentum
     from lightly.utils.scheduler import cosine_schedule
 except ImportError:
-    # Only the GPU benchmark host lacks lightly, and `bench` times the same
-    # operations, so it may use these stand-ins. Parity needs the real thing.
-    if sys.argv[1:2] != ["bench"]:
+    # Only a GPU host lacks lightly: `bench` times the same operations, and
+    # reference/gpu_check.py (BYOL_REFERENCE_STANDINS) uses stand-ins checked
+    # against lightly on the CPU. Every other parity test needs the real thing.
+    if sys.argv[1:2] != ["bench"] and not STANDINS:
         raise
-    import math
+    STANDINS = True
 
     class _Head(nn.Module):
         def __init__(self, input_dim, hidden_dim, output_dim):
