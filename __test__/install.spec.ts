@@ -66,6 +66,17 @@ for (const [platform, arch] of [['linux-x64-gnu', 'X86-64'], ['linux-arm64-gnu',
   })
 }
 
+test.serial('the linux-x64-gnu package carries the NCCL backend: glibc <= 2.28, libtorch_cuda by soname, no RPATH', (t) => {
+  const nccl = path.join(project, 'node_modules', 'byol-torch-linux-x64-gnu', 'byol-torch.linux-x64-gnu.nccl.so')
+  t.true(fs.existsSync(nccl), nccl)
+  const facts = elfFacts(nccl)
+  t.log(`${path.basename(nccl)}: ${(fs.statSync(nccl).size / 1e3).toFixed(0)} kB; highest GLIBC_${facts.glibc.join('.')}, GLIBCXX_${facts.glibcxx.join('.')}; NEEDED: ${facts.needed.join(', ')}`)
+  t.true(facts.glibc[0] === 2 && facts.glibc[1] <= 28, `needs GLIBC_${facts.glibc.join('.')}`)
+  t.true(facts.glibcxx[2] <= 25, `needs GLIBCXX_${facts.glibcxx.join('.')}`)
+  t.true(facts.needed.includes('libtorch_cuda.so'))
+  t.deepEqual(facts.runPaths, [], 'no RPATH or RUNPATH')
+})
+
 test.serial('the main package depends optionally on every platform package, at its own version', (t) => {
   const main = JSON.parse(fs.readFileSync(path.join(project, 'node_modules', 'byol-torch', 'package.json'), 'utf8'))
   const platforms = fs.readdirSync(path.join(root, 'npm')).map((d) => JSON.parse(fs.readFileSync(path.join(root, 'npm', d, 'package.json'), 'utf8')).name)
