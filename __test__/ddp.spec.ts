@@ -287,6 +287,73 @@ test.serial("torchrun starts the ranks unchanged (its agent serves the rendezvou
   t.deepEqual(results.map((x) => [x.rank, x.worldSize, x.globalStep]), [[0, 2, 3], [1, 2, 3]])
 })
 
+test.serial('under torchrun --max-restarts 1, a rank SIGKILLed mid-run is restarted and the job goes on from its last checkpoint, ending bit-equal to an uninterrupted one', async (t) => {
+  const steps = 16
+  const options = { batch: 4, steps, lr: 1e-3, trainer: { checkpointEveryNSteps: 2 } }
+  await runRanks(2, path.join(dir, 'elastic-whole'), { ...options, trainer: {} })
+  const out = path.join(dir, 'elastic')
+  fs.mkdirSync(out, { recursive: true })
+  const started = Date.now()
+  const r = spawnSync(python, ['-m', 'torch.distributed.run', '--no-python', '--nproc-per-node', '2', '--max-restarts', '1', '--master-port', String(await freePort()),
+    process.execPath, worker, path.join(root, 'dist'), images, out, JSON.stringify({ ...options, dieAtStep: 9, trainer: { ...options.trainer, checkpointDir: path.join(out, 'checkpoints') } })], { encoding: 'utf8', timeout: 300_000 })
+  t.is(r.status, 0, r.stderr.slice(-3000))
+  const results = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).sort((a, b) => a.rank - b.rank)
+  t.deepEqual(results.map((x) => [x.rank, x.globalStep]), [[0, steps], [1, steps]])
+  t.log(`restarted job went on from step ${results[0].firstStep - 1} (rank 0 killed at step 9), in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+  t.true(results[0].firstStep > 1 && results[0].firstStep <= 10, `first step after the restart: ${results[0].firstStep}`)
+  const w = worst(loadSafetensors(path.join(out, 'final.safetensors')), loadSafetensors(path.join(dir, 'elastic-whole', 'final.safetensors')))
+  t.is(w.rel, 0, w.name)
+})
+
+test.serial('byol-torch train --nproc-per-node 2 --max-restarts 1 restarts both ranks when one is killed, and they go on from the last checkpoint', async (t) => {
+  const run = (out: string) => ['train', '--data', 'mnist', '--max-steps', '12', '--width', '8', '--small-inputs', '--hidden-dim', '64', '--output-dim', '32',
+    '--batch-size', '16', '--checkpoint-every-n-steps', '2', '--log-every-n-steps', '1', '--logger', 'none', '--nproc-per-node', '2', '--out', out]
+  const whole = spawnSync(process.execPath, [cli, ...run(path.join(dir, 'cli-whole'))], { encoding: 'utf8', timeout: 300_000 })
+  t.is(whole.status, 0, whole.stderr)
+  const out = path.join(dir, 'cli-restart')
+  const launcher = spawn(process.execPath, [cli, ...run(out), '--max-restarts', '1'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  launcher.stderr.on('data', (d) => (stderr += d))
+  const killed = new Promise<void>((resolve) => {
+    launcher.stdout.on('data', (d) => {
+      stdout += d
+      if (!/\[rank 0\] step 7\//.test(stdout) || stdout.includes('killed')) return
+      stdout += 'killed'
+      // Rank 1 is the child whose environment says RANK=1.
+      const children = spawnSync('pgrep', ['-P', String(launcher.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').map(Number)
+      const rank1 = children.find((pid) => fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('RANK=1'))
+      if (rank1) process.kill(rank1, 'SIGKILL')
+      resolve()
+    })
+  })
+  const code = await new Promise<number | null>((resolve) => launcher.on('exit', resolve))
+  await killed
+  t.is(code, 0, stderr.slice(-3000))
+  t.regex(stderr, /rank 1 was killed by SIGKILL/)
+  t.regex(stderr, /restarting all 2 processes \(restart 1 of 1\)/)
+  // The restarted ranks went on from a checkpoint: no step 1 after the kill.
+  const after = [...stdout.slice(stdout.indexOf('killed')).matchAll(/\[rank 0\] step (\d+)\/12 /g)].map((m) => Number(m[1]))
+  t.log(`steps rank 0 reported after the kill: ${after.join(', ')}`)
+  t.false(after.includes(1))
+  t.true(after.length > 0)
+  const w = worst(loadSafetensors(path.join(out, 'model.safetensors')), loadSafetensors(path.join(dir, 'cli-whole', 'model.safetensors')))
+  t.is(w.rel, 0, w.name)
+})
+
+test.serial('byol-torch train refuses a run folder that holds a finished run unless --resume says how', (t) => {
+  const out = path.join(dir, 'finished')
+  const args = ['train', '--data', 'mnist', '--max-steps', '2', '--width', '8', '--small-inputs', '--hidden-dim', '64', '--output-dim', '32', '--batch-size', '16', '--log-every-n-steps', '1', '--logger', 'none', '--out', out]
+  t.is(spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 }).status, 0)
+  const again = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 })
+  t.is(again.status, 1)
+  t.regex(again.stderr, /already holds a finished run .*--resume auto.*\(ERR_BYOL_CHECKPOINT\)/)
+  const longer = spawnSync(process.execPath, [cli, ...args.map((a) => (a === '2' ? '4' : a)), '--resume', 'auto'], { encoding: 'utf8', timeout: 120_000 })
+  t.is(longer.status, 0, longer.stderr)
+  t.regex(longer.stdout, /step 3\/4/)
+  t.notRegex(longer.stdout, /step 1\/4/)
+})
+
 test.serial('Trainer({ devices: 2 }) in a script run once makes it rank 0 and runs the script again as rank 1', (t) => {
   const r = spawnSync(process.execPath, [path.join(__dirname, 'fixtures', 'ddp-devices.cjs'), path.join(root, 'dist'), images], { encoding: 'utf8', timeout: 180_000 })
   t.is(r.status, 0, r.stderr)

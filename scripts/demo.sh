@@ -19,5 +19,11 @@ if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null; then
 else
   precision=(--precision 32)
 fi
+# Each demo is a new run; `train` refuses to overwrite a finished one, so the
+# last demo's folder is kept beside it, once.
+if [ -f runs/demo/model.safetensors ]; then
+  rm -rf runs/demo.previous && mv runs/demo runs/demo.previous
+  echo "demo: the last demo run is now runs/demo.previous"
+fi
 node dist/cli/index.js train --data mnist --preset mnist --out runs/demo "${precision[@]}" \
   --max-epochs 10 --knn-every-n-epochs 1 --log-every-n-steps 25 "$@"

@@ -26,10 +26,10 @@ export function rankEnv(rank: number, world: number, addr: string, port: string)
 }
 
 /** Runs this program again (`args` after the script) as rank `rank`, its output prefixed `[rank N] `. */
-export function spawnRank(rank: number, world: number, addr: string, port: string, args: string[]): ChildProcess {
+export function spawnRank(rank: number, world: number, addr: string, port: string, args: string[], env: Record<string, string> = {}): ChildProcess {
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...rankEnv(rank, world, addr, port) },
+    env: { ...process.env, ...rankEnv(rank, world, addr, port), ...env },
   })
   const prefix = (stream: NodeJS.ReadableStream | null, out: NodeJS.WritableStream) => {
     if (stream) readline.createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => out.write(`[rank ${rank}] ${line}\n`))

@@ -18,8 +18,17 @@ export interface FitOptions {
   signal?: AbortSignal
   /** Called on the JS thread for each event. If it throws, training stops at the next step boundary (with a checkpoint, as `signal`) and `fit` rejects with what it threw. */
   onProgress?: (event: TrainingEvent) => void
-  /** A checkpoint folder (`step-00000100`), or a `checkpointDir` meaning its newest. Unreadable ones are passed over for the previous, with a warning. */
-  resumeFrom?: string
+  /**
+   * A checkpoint folder (`step-00000100`), or a `checkpointDir` meaning its
+   * newest; unreadable ones are passed over for the previous, with a warning.
+   * `'auto'` (Lightning's `ckpt_path="last"`): the newest of the trainer's
+   * `checkpointDir` when it holds one, else a fresh start. Default: a fresh
+   * start, except in a process a launcher started (`torchrun`, `byol-torch
+   * train --nproc-per-node`; `TORCHELASTIC_RESTART_COUNT` set), where it is
+   * `'auto'`, so that a restarted job goes on from its last checkpoint.
+   */
+  resumeFrom?: string | 'auto'
+
   /**
    * Loaders (without transform) for kNN evaluation every `knnEveryNEpochs`,
    * the classifier's settings, and `baseline: true` to evaluate the backbone

@@ -23,7 +23,8 @@ export function trainCommand() {
     .option('--no-compare-random', 'skip the kNN accuracy of the random initialisation')
     .option('--k <n>', 'kNN neighbours', int(1), 200)
     .option('--temperature <t>', 'kNN temperature', num(0, true), 0.1)
-    .option('--resume <checkpoint>', 'continue from a checkpoint folder, or the newest in a checkpoint dir')
+    .option('--resume <checkpoint|auto>', "continue from a checkpoint folder, or the newest in a checkpoint dir; 'auto': the newest of this run's checkpoints if any, else from the start (the default under torchrun and --nproc-per-node, whose restarts then go on)")
+    .option('--max-restarts <n>', 'with --nproc-per-node: restart all processes up to n times when one fails, each going on from the last checkpoint (torchrun --max-restarts)', int(0), 0)
     .option('--max-epochs <n>', 'stop after this many epochs (default 1 if --max-steps is not given)', int(1))
     .option('--max-steps <n>', 'stop after this many steps', int(1))
     .option('--device <d>', 'cpu | cuda | cuda:N | auto', device, 'cpu' as const)
@@ -57,12 +58,13 @@ export function trainCommand() {
     .option('--stop-signals <list>', 'signals that stop at the next step, write a checkpoint and exit with 128 + the signal number (a second one exits at once)', signals, ['SIGINT', 'SIGTERM', 'SIGUSR1'] as NodeJS.Signals[])
   return command.action(async (given) => {
       const distributed = process.env.WORLD_SIZE !== undefined
+      refuseFinishedRun(path.resolve(given.out ?? defaultOut()), given.resume)
       if (given.nprocPerNode > 1 && !distributed) {
         const { launch } = await import('./launch')
         // One run folder for all the processes.
         const out = path.resolve(given.out ?? defaultOut())
-        const args = withoutFlag(process.argv.slice(2), '--nproc-per-node').concat(['--out', out])
-        process.exitCode = await launch(given.nprocPerNode, args, given.stopSignals)
+        const args = withoutFlag(withoutFlag(process.argv.slice(2), '--nproc-per-node'), '--max-restarts').concat(['--out', out])
+        process.exitCode = await launch(given.nprocPerNode, args, given.stopSignals, given.maxRestarts)
         return
       }
       // In data-parallel training rank 0 reports, evaluates and writes; the others only train.
@@ -257,6 +259,22 @@ function defaultOut(): string {
 }
 
 /** `args` without `flag` and its value (`--flag v` or `--flag=v`). */
+/**
+ * A run folder whose run finished (its model.safetensors written) is not
+ * trained over unless `--resume` says how: a second run would overwrite it.
+ * A launcher's restart (TORCHELASTIC_RESTART_COUNT above 0) follows a failed
+ * attempt, and goes on.
+ */
+function refuseFinishedRun(out: string, resume: string | undefined): void {
+  const restart = Number(process.env.TORCHELASTIC_RESTART_COUNT ?? 0) > 0
+  if (resume !== undefined || restart || !fs.existsSync(path.join(out, 'model.safetensors'))) return
+  const err = new Error(
+    `the run folder ${out} already holds a finished run (model.safetensors); give another --out, or --resume auto to go on from its last checkpoint (with a larger --max-steps or --max-epochs)`,
+  ) as Error & { code: string }
+  err.code = 'ERR_BYOL_CHECKPOINT'
+  throw err
+}
+
 function withoutFlag(args: string[], flag: string): string[] {
   const out: string[] = []
   for (let i = 0; i < args.length; i++) {

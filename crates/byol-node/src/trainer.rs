@@ -161,7 +161,12 @@ impl NativeTrainer {
                 config: knn_config,
                 baseline: knn_baseline.unwrap_or(false),
             });
-            let options = FitOptions { resume_from: resume_from.map(PathBuf::from), knn, abort: Some(&abort), hparams };
+            // `'auto'`: the newest checkpoint of the run's folder, if any.
+            let (resume_from, resume_auto) = match resume_from.as_deref() {
+                Some("auto") => (None, true),
+                other => (other.map(PathBuf::from), false),
+            };
+            let options = FitOptions { resume_from, resume_auto, knn, abort: Some(&abort), hparams };
             let mut sent = 0u32;
             let result = byol::train::fit(&run, &loader, &config, options, &mut |p| {
                 if let Some(f) = progress.as_ref() {

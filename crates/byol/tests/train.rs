@@ -336,3 +336,33 @@ fn knn_accuracy_is_one_on_separable_clusters() {
     let probe = byol::eval::linear_probe(&train, &[0, 0, 1, 1], &test, &[0, 1], &Default::default()).unwrap();
     assert_eq!(probe.test_accuracy, 1.0);
 }
+
+#[test]
+fn resume_auto_starts_afresh_without_checkpoints_and_goes_on_from_the_newest_with_them() {
+    let dir = tmp("auto");
+    let config = TrainerConfig {
+        run: RunOptions {
+            max_steps: Some(3),
+            log_every_n_steps: 1,
+            checkpoint_dir: Some(dir.clone()),
+            checkpoint_every_n_steps: Some(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let auto = || FitOptions { resume_auto: true, ..Default::default() };
+    let fresh = Arc::new(Mutex::new(small()));
+    let first = fit(&run(&fresh), &loader(12), &config, auto(), &mut quiet()).unwrap();
+    assert_eq!(first.global_step, 3, "no checkpoint yet: a run from step 0");
+    let longer = TrainerConfig { run: RunOptions { max_steps: Some(5), ..config.run.clone() }, ..config.clone() };
+    let again = Arc::new(Mutex::new(small()));
+    let mut first_step = None;
+    fit(&run(&again), &loader(12), &longer, auto(), &mut |p: Progress| {
+        if let Progress::Step(s) = p {
+            first_step.get_or_insert(s.step);
+        }
+    })
+    .unwrap();
+    assert_eq!(first_step, Some(4), "went on from the checkpoint of step 3");
+    assert_eq!(again.lock().unwrap().global_step(), 5);
+}

@@ -34,9 +34,21 @@ pub struct KnnEval<'a> {
     pub baseline: bool,
 }
 
+/// The variable TorchElastic (torchrun) and `byol-torch train
+/// --nproc-per-node` set in every worker they start, counting restarts.
+pub const RESTART_COUNT_ENV: &str = "TORCHELASTIC_RESTART_COUNT";
+
 #[derive(Default)]
 pub struct FitOptions<'a> {
+    /// A checkpoint folder, or a folder of them (the newest readable).
     pub resume_from: Option<PathBuf>,
+    /// Resume from the newest readable checkpoint of the run's checkpoint
+    /// folder when there is one, else start afresh (Lightning's
+    /// `ckpt_path="last"`). Also the behaviour, without being asked, in a
+    /// process a launcher started (`TORCHELASTIC_RESTART_COUNT` set): a
+    /// restarted worker must go on from the last checkpoint, as TorchElastic
+    /// expects of its scripts.
+    pub resume_auto: bool,
     pub knn: Option<KnnEval<'a>>,
     pub abort: Option<&'a AtomicBool>,
     /// Hyperparameters the loggers record besides the run's own (which
@@ -178,13 +190,14 @@ pub fn fit(
     tch::manual_seed(config.run.seed as i64);
     let mut resume_warnings = Vec::new();
 
+    let resume_from = resume_source(&options, config, std::env::var_os(RESTART_COUNT_ENV).is_some());
     let mut pos = {
         let mut m = lock(model)?;
         m.to_device(device)?;
         if config.run.channels_last {
             m.to_channels_last()?;
         }
-        match &options.resume_from {
+        match &resume_from {
             Some(path) => resume(&mut m, path, loader, &mut resume_warnings)?,
             None => {
                 match (&config.optimizer, m.optimizer_config()) {
@@ -232,7 +245,7 @@ pub fn fit(
     for message in logged.transpose()?.unwrap_or_default() {
         emit(Progress::Warning { message });
     }
-    if let Some(knn) = options.knn.as_ref().filter(|k| k.baseline && options.resume_from.is_none()) {
+    if let Some(knn) = options.knn.as_ref().filter(|k| k.baseline && resume_from.is_none()) {
         let mut m = lock(model)?;
         if m.global_step == 0 {
             if lead {
@@ -510,6 +523,19 @@ fn join_group(config: &TrainerConfig) -> Result<Option<ProcessGroup>> {
         ..GroupOptions::default()
     };
     ProcessGroup::join(&env, options).map(Some)
+}
+
+/// The checkpoint `fit` starts from: the one asked for; with `resume_auto`,
+/// or under a launcher that restarts workers, the run's checkpoint folder
+/// when it holds one (`resume` takes its newest readable checkpoint).
+fn resume_source(options: &FitOptions, config: &TrainerConfig, under_launcher: bool) -> Option<PathBuf> {
+    if let Some(path) = &options.resume_from {
+        return Some(path.clone());
+    }
+    if !(options.resume_auto || under_launcher) {
+        return None;
+    }
+    config.run.checkpoint_dir.as_ref().filter(|dir| !crate::train::checkpoint::list_checkpoints(dir).is_empty()).cloned()
 }
 
 /// Whether `flag` is set on any rank: an abort (SIGTERM to one process or

@@ -8,7 +8,7 @@ pub mod progress;
 pub mod tensorboard;
 
 pub use config::{Recipe, RunOptions, TrainerConfig, TrainerOptions, FAST_DEV_RUN_ENV};
-pub use fit::{evaluate_knn, fit, FitOptions, FitResult, Fitting, KnnEval, Stop};
+pub use fit::{evaluate_knn, fit, FitOptions, FitResult, Fitting, KnnEval, Stop, RESTART_COUNT_ENV};
 pub use logger::{LoggerKind, Loggers};
 pub use progress::{Progress, StepEvent};
 pub use tensorboard::EventWriter;
