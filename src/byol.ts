@@ -1,4 +1,4 @@
-import { checkNumber, Exhaustive, typeError } from './errors'
+import { checkNumber, checkOptions, Exhaustive, typeError } from './errors'
 import { DataLoader, warnOnce } from './data'
 import type { Embedding } from './eval'
 import { native } from './native'
@@ -120,7 +120,8 @@ export class BYOL extends ModuleBase {
   /** Loads a model written by `save()` or by PyTorch (`save_file(model.state_dict(), path)`). */
   static load(path: string, options: { device?: DeviceName } = {}): BYOL {
     if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
-    const loaded = native.NativeByol.load(path, options.device)
+    const o = checkOptions<{ device?: DeviceName }>('options', options, { device: 'device' })
+    const loaded = native.NativeByol.load(path, o.device)
     return new BYOL({}, loaded)
   }
 

@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { typeError } from './errors'
 
 interface PackageJson {
   version: string
@@ -34,12 +35,17 @@ export interface LibtorchLocation {
 }
 
 /** Thrown at load time when no usable libtorch is found. */
+function places(tried: unknown): string {
+  if (!Array.isArray(tried)) throw typeError('tried', 'the places looked at, an array of strings', tried)
+  return tried.map((t) => `  - ${String(t)}`).join('\n')
+}
+
 export class LibtorchNotFoundError extends Error {
   readonly code = 'ERR_BYOL_LIBTORCH_NOT_FOUND'
   constructor(readonly tried: string[]) {
     super(
       `byol-torch needs libtorch from PyTorch ${TORCH_VERSION} and found none.\n` +
-        `Looked at:\n${tried.map((t) => `  - ${t}`).join('\n')}\n` +
+        `Looked at:\n${places(tried)}\n` +
         `Install it (into ~/.cache/byol-torch, about 3 GB, once) with:\n\n    ${INSTALL_COMMAND}\n\n` +
         `or set BYOL_TORCH_LIBTORCH to a folder that holds libtorch.so from PyTorch ${TORCH_VERSION}.`,
     )

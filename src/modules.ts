@@ -1,4 +1,4 @@
-import { checkNumber, Exhaustive, typeError } from './errors'
+import { checkNumber, checkOptions, Exhaustive, typeError } from './errors'
 import { native } from './native'
 import type { NativeModule, NativeStateDict, NonLinearity } from './native.generated'
 import { DeviceName, Tensor } from './tensor'
@@ -79,6 +79,7 @@ export abstract class ModuleBase {
 
   /** `module.train(mode)`. Returns the module. */
   train(mode = true): this {
+    if (typeof mode !== 'boolean') throw typeError('mode', 'a boolean', mode)
     this.native.train(mode)
     return this
   }
@@ -157,7 +158,8 @@ export class Backbone extends Module {
    */
   static fromTorchScript(path: string, options: { device?: DeviceName } = {}): Backbone {
     if (typeof path !== 'string') throw typeError('path', 'a file path string', path)
-    return Backbone.wrap(native.torchscript(path, options.device))
+    const o = checkOptions<{ device?: DeviceName }>('options', options, { device: 'device' })
+    return Backbone.wrap(native.torchscript(path, o.device))
   }
 
   /** `'resnet18'`, `'resnet34'`, `'resnet50'` or `'torchscript'`. */

@@ -2,6 +2,7 @@
  * Recipes worth sharing between the `byol-torch` command, the examples and
  * users: settings found by experiment, kept in one place.
  */
+import { checkOptions } from './errors'
 import type { BYOLTransformOptions } from './transforms'
 
 /**
@@ -10,9 +11,14 @@ import type { BYOLTransformOptions } from './transforms'
  * strokes on black erases the digit). Normalised with the digits' statistics.
  */
 export function mnistViews(options: { inputSize?: number; minScale?: number; seed?: number } = {}): BYOLTransformOptions {
+  const o = checkOptions<{ inputSize?: number; minScale?: number; seed?: number }>('options', options, {
+    inputSize: { number: { integer: true, min: 1 } },
+    minScale: { number: { min: 0 } },
+    seed: { number: { integer: true, min: 0 } },
+  })
   return {
-    inputSize: options.inputSize ?? 28,
-    minScale: options.minScale ?? 0.3,
+    inputSize: o.inputSize ?? 28,
+    minScale: o.minScale ?? 0.3,
     hfProb: 0,
     cjHue: 0,
     cjSat: 0,
@@ -20,7 +26,7 @@ export function mnistViews(options: { inputSize?: number; minScale?: number; see
     view1: { gaussianBlur: 0.5, solarization: 0 },
     view2: { gaussianBlur: 0.1, solarization: 0 },
     normalize: { mean: [0.13, 0.13, 0.13], std: [0.31, 0.31, 0.31] },
-    seed: options.seed,
+    seed: o.seed,
   }
 }
 

@@ -1,4 +1,4 @@
-import { checkNumber, checkOptions, typeError } from './errors'
+import { checkNumber, checkOptions, DEVICE_PATTERN, typeError } from './errors'
 import { native } from './native'
 import type { CudaBackends, Dtype, NativeTensor } from './native.generated'
 
@@ -85,6 +85,7 @@ export class Tensor {
 
   /** `tensor.to(device)`. */
   to(device: DeviceName): Tensor {
+    if (typeof device !== 'string' || !DEVICE_PATTERN.test(device)) throw typeError('device', "'cpu', 'cuda', 'cuda:N' or 'auto'", device)
     return Tensor.wrap(this.native.to(device))
   }
 
@@ -116,14 +117,16 @@ export interface RandomOptions extends TensorOptions {
 /** `torch.randn(shape)`: standard normal float32 values. */
 export function randn(shape: readonly number[], options: RandomOptions = {}): Tensor {
   checkShape(shape)
-  if (options.seed !== undefined) checkNumber('options.seed', options.seed, { integer: true })
-  return Tensor.wrap(native.randn([...shape], options.seed, options.device))
+  const o = checkOptions<RandomOptions>('options', options, { device: 'device', seed: { number: { integer: true } } })
+  if (o.seed !== undefined) checkNumber('options.seed', o.seed, { integer: true })
+  return Tensor.wrap(native.randn([...shape], o.seed, o.device))
 }
 
 /** `torch.zeros(shape)`, float32. */
 export function zeros(shape: readonly number[], options: TensorOptions = {}): Tensor {
   checkShape(shape)
-  return Tensor.wrap(native.zeros([...shape], options.device))
+  const o = checkOptions<TensorOptions>('options', options, { device: 'device' })
+  return Tensor.wrap(native.zeros([...shape], o.device))
 }
 
 /** `torch.manual_seed(seed)`. */

@@ -73,6 +73,12 @@ export interface TrainerMetrics {
   knn_accuracy?: number
 }
 
+function abortMessage(globalStep: unknown, checkpoint: unknown): string {
+  if (typeof globalStep !== 'number') throw typeError('globalStep', 'a number', globalStep)
+  if (checkpoint !== null && typeof checkpoint !== 'string') throw typeError('checkpoint', 'a folder path or null', checkpoint)
+  return `training was aborted after step ${globalStep}${checkpoint ? `; checkpoint in ${checkpoint}` : ''}`
+}
+
 /** Rejection of an aborted `fit`. */
 export class AbortError extends Error implements ByolError {
   readonly code = 'ABORT_ERR'
@@ -80,7 +86,7 @@ export class AbortError extends Error implements ByolError {
     readonly globalStep: number,
     readonly checkpoint: string | null,
   ) {
-    super(`training was aborted after step ${globalStep}${checkpoint ? `; checkpoint in ${checkpoint}` : ''}`)
+    super(abortMessage(globalStep, checkpoint))
     this.name = 'AbortError'
   }
 }
@@ -212,7 +218,7 @@ export class Trainer {
     const onEvent = (event: ProgressEvent) => {
       received++
       if (received === expected) allReceived()
-      this.record(event)
+      this.#record(event)
       if (event.kind === 'warning') process.emitWarning(`byol-torch: ${event.message}`, 'TrainingWarning')
       if (thrown) return
       try {
@@ -277,7 +283,7 @@ export class Trainer {
     })
   }
 
-  private record(e: TrainingEvent): void {
+  #record(e: TrainingEvent): void {
     const m = this.metrics
     switch (e.kind) {
       case 'step':
