@@ -26,10 +26,12 @@ test('a platform package at another version fails the version check, naming it',
   t.regex(r.stderr, /npm\/linux-x64-gnu\/package\.json is 9\.9\.9/)
 })
 
-test('each platform package ships its addon', (t) => {
+test('each platform package ships its addon, and the x64 one its NCCL backend beside it', (t) => {
   for (const dir of fs.readdirSync(path.join(root, 'npm'))) {
     const pkg = JSON.parse(fs.readFileSync(path.join(root, 'npm', dir, 'package.json'), 'utf8'))
-    t.deepEqual(pkg.files, [pkg.main], pkg.name)
+    // PyPI's torch is a CUDA build on x86-64 only: the NCCL library is built where libtorch_cuda is.
+    const nccl = pkg.main.replace(/\.node$/, '.nccl.so')
+    t.deepEqual(pkg.files, dir === 'linux-x64-gnu' ? [pkg.main, nccl] : [pkg.main], pkg.name)
   }
 })
 

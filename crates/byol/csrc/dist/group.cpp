@@ -25,6 +25,8 @@
 #include <cerrno>
 #include <chrono>
 #include <fstream>
+#include <future>
+#include <memory>
 #include <thread>
 #include <map>
 #include <stdexcept>
@@ -57,6 +59,9 @@ std::string whereabouts() {
 }
 
 std::string pid_key(int rank) { return "byol/pid/" + std::to_string(rank); }
+
+// How long a failed collective waits to learn from the store which rank went.
+constexpr std::chrono::milliseconds kSuspectsWait(4000);
 
 // Keeps the message of `e` with the step that failed in front.
 void fail(const char* step, const std::exception& e) {
@@ -264,30 +269,50 @@ int byol_dist_nccl_loaded() { return nccl_entry() != nullptr ? 1 : 0; }
 // After a failed collective: which ranks are gone, in words, into `out`
 // (empty when none can be named). A rank on this host whose process no
 // longer exists is named; when the store itself no longer answers, its
-// server is (rank 0, or the launcher's agent).
+// server is (rank 0, or the launcher's agent). The store is asked on a
+// thread of its own, waited for at most kSuspectsWait: a TCPStore client
+// whose server's host was cut off blocks in recv() without end, and a rank
+// must fail within its collective timeout, not hang with the network.
 void byol_dist_suspects(void* group, char* out, size_t len) {
   auto* g = static_cast<Group*>(group);
+  const bool client = !g->serves_store && g->rank != 0;
+  auto ask = std::make_shared<std::packaged_task<std::string()>>(
+      [store = g->store, rank = g->rank, size = g->size, client]() -> std::string {
+        try {
+          store->setTimeout(std::chrono::milliseconds(2000));
+          std::string here = whereabouts();
+          std::string host = here.substr(0, here.find(' '));
+          std::vector<int> gone;
+          const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+          for (int r = 0; r < size; ++r) {
+            if (r == rank || !store->check({pid_key(r)})) continue;
+            auto v = store->get(pid_key(r));
+            std::string there(v.begin(), v.end());
+            auto space = there.find(' ');
+            if (space == std::string::npos || there.substr(0, space) != host) continue;
+            const long pid = std::stol(there.substr(space + 1));
+            if (exited(static_cast<pid_t>(pid), deadline)) gone.push_back(r);
+          }
+          std::string said;
+          for (size_t i = 0; i < gone.size(); ++i) said += (i ? ", " : "") + std::to_string(gone[i]);
+          if (!said.empty()) said = (gone.size() == 1 ? "rank " : "ranks ") + said + (gone.size() == 1 ? " has" : " have") + " exited";
+          return said;
+        } catch (const std::exception&) {
+          return client ? "the rendezvous store no longer answers: rank 0 (or the launcher serving it) has exited" : "";
+        }
+      });
+  std::future<std::string> answer = ask->get_future();
+  // Detached: where the store's host is unreachable the thread stays blocked
+  // until the process ends, holding its own reference to the store.
+  std::thread([ask] { (*ask)(); }).detach();
   std::string said;
-  try {
-    g->store->setTimeout(std::chrono::milliseconds(2000));
-    std::string here = whereabouts();
-    std::string host = here.substr(0, here.find(' '));
-    std::vector<int> gone;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
-    for (int r = 0; r < g->size; ++r) {
-      if (r == g->rank || !g->store->check({pid_key(r)})) continue;
-      auto v = g->store->get(pid_key(r));
-      std::string there(v.begin(), v.end());
-      auto space = there.find(' ');
-      if (space == std::string::npos || there.substr(0, space) != host) continue;
-      const long pid = std::stol(there.substr(space + 1));
-      if (exited(static_cast<pid_t>(pid), deadline)) gone.push_back(r);
-    }
-    for (size_t i = 0; i < gone.size(); ++i) said += (i ? ", " : "") + std::to_string(gone[i]);
-    if (!said.empty()) said = (gone.size() == 1 ? "rank " : "ranks ") + said + (gone.size() == 1 ? " has" : " have") + " exited";
-  } catch (const std::exception&) {
-    said = g->serves_store ? "" : (g->rank != 0 ? "the rendezvous store no longer answers: rank 0 (or the launcher serving it) has exited" : "");
+  if (answer.wait_for(kSuspectsWait) == std::future_status::ready) {
+    said = answer.get();
+  } else if (client) {
+    said = "the host of rank 0, which serves the rendezvous store, no longer answers: the network to it is cut, or it "
+           "stopped";
   }
+  if (said.empty() && g->size == 2) said = "lost rank " + std::to_string(1 - g->rank) + ", the other one";
   std::snprintf(out, len, "%s", said.c_str());
 }
 
