@@ -10,8 +10,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as path from 'node:path'
-import { loadSafetensors, saveSafetensors, Tensor } from '../src/index'
-import { maxDiff, python, reference, root, tmpdir } from './helpers'
+import { loadSafetensors, Tensor } from '../src/index'
+import { maxDiff, python, reference, root, tmpdir, writeDdpImages } from './helpers'
 
 const dir = tmpdir('ddp')
 const images = path.join(dir, 'images.safetensors')
@@ -22,12 +22,7 @@ const TOLERANCE = 1e-4
 const SCALE_FLOOR = 1e-2
 
 test.before(() => {
-  let s = 4242
-  const data = new Uint8Array(16 * 3 * 32 * 32).map(() => {
-    s = (s * 1103515245 + 12345) % 2147483648
-    return (s >> 8) % 256
-  })
-  saveSafetensors({ x: Tensor.fromTypedArray(data, [16, 3, 32, 32]) }, images)
+  writeDdpImages(images)
 })
 
 function freePort(): Promise<number> {

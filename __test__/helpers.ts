@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { Tensor } from '../src/index'
+import { saveSafetensors, Tensor } from '../src/index'
 
 export const root = path.join(__dirname, '..')
 export const python = path.join(process.env.BYOL_TORCH_HOME || path.join(os.homedir(), '.cache', 'byol-torch'), 'venv', 'bin', 'python')
@@ -55,4 +55,14 @@ export function catchError(fn: () => unknown): Error & { code?: string } {
     return e as Error & { code?: string }
   }
   throw new Error('expected an error, none was thrown')
+}
+
+/** The data-parallel tests' images: `n` pseudo-random uint8 images of 3x32x32, as `x` in a .safetensors file. */
+export function writeDdpImages(file: string, n = 16): void {
+  let s = 4242
+  const data = new Uint8Array(n * 3 * 32 * 32).map(() => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return (s >> 8) % 256
+  })
+  saveSafetensors({ x: Tensor.fromTypedArray(data, [n, 3, 32, 32]) }, file)
 }

@@ -11,8 +11,8 @@ import test from 'ava'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { loadSafetensors, saveSafetensors, Tensor } from '../src/index'
-import { maxDiff, python, root, tmpdir } from './helpers'
+import { loadSafetensors, Tensor } from '../src/index'
+import { maxDiff, python, root, tmpdir, writeDdpImages } from './helpers'
 
 const dir = tmpdir('hosts')
 const images = path.join(dir, 'images.safetensors')
@@ -45,12 +45,7 @@ function removeHosts(): void {
 }
 
 test.before(() => {
-  let s = 4242
-  const data = new Uint8Array(16 * 3 * 32 * 32).map(() => {
-    s = (s * 1103515245 + 12345) % 2147483648
-    return (s >> 8) % 256
-  })
-  saveSafetensors({ x: Tensor.fromTypedArray(data, [16, 3, 32, 32]) }, images)
+  writeDdpImages(images)
   makeHosts()
 })
 

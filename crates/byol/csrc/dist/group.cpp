@@ -24,9 +24,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <atomic>
 #include <fstream>
-#include <future>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <map>
 #include <stdexcept>
@@ -276,38 +277,55 @@ int byol_dist_nccl_loaded() { return nccl_entry() != nullptr ? 1 : 0; }
 void byol_dist_suspects(void* group, char* out, size_t len) {
   auto* g = static_cast<Group*>(group);
   const bool client = !g->serves_store && g->rank != 0;
-  auto ask = std::make_shared<std::packaged_task<std::string()>>(
-      [store = g->store, rank = g->rank, size = g->size, client]() -> std::string {
-        try {
-          store->setTimeout(std::chrono::milliseconds(2000));
-          std::string here = whereabouts();
-          std::string host = here.substr(0, here.find(' '));
-          std::vector<int> gone;
-          const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
-          for (int r = 0; r < size; ++r) {
-            if (r == rank || !store->check({pid_key(r)})) continue;
-            auto v = store->get(pid_key(r));
-            std::string there(v.begin(), v.end());
-            auto space = there.find(' ');
-            if (space == std::string::npos || there.substr(0, space) != host) continue;
-            const long pid = std::stol(there.substr(space + 1));
-            if (exited(static_cast<pid_t>(pid), deadline)) gone.push_back(r);
-          }
-          std::string said;
-          for (size_t i = 0; i < gone.size(); ++i) said += (i ? ", " : "") + std::to_string(gone[i]);
-          if (!said.empty()) said = (gone.size() == 1 ? "rank " : "ranks ") + said + (gone.size() == 1 ? " has" : " have") + " exited";
-          return said;
-        } catch (const std::exception&) {
-          return client ? "the rendezvous store no longer answers: rank 0 (or the launcher serving it) has exited" : "";
-        }
-      });
-  std::future<std::string> answer = ask->get_future();
+  // Polled rather than a std::future or a timed condition variable: those
+  // would import symbols of libstdc++ 3.4.29 and glibc 2.30, newer than the
+  // glibc 2.28 and GCC 8 the addon loads on.
+  struct Answer {
+    std::mutex lock;
+    std::string said;
+    std::atomic<bool> ready{false};
+  };
+  auto answer = std::make_shared<Answer>();
+  auto ask = [store = g->store, rank = g->rank, size = g->size, client]() -> std::string {
+    try {
+      store->setTimeout(std::chrono::milliseconds(2000));
+      std::string here = whereabouts();
+      std::string host = here.substr(0, here.find(' '));
+      std::vector<int> gone;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+      for (int r = 0; r < size; ++r) {
+        if (r == rank || !store->check({pid_key(r)})) continue;
+        auto v = store->get(pid_key(r));
+        std::string there(v.begin(), v.end());
+        auto space = there.find(' ');
+        if (space == std::string::npos || there.substr(0, space) != host) continue;
+        const long pid = std::stol(there.substr(space + 1));
+        if (exited(static_cast<pid_t>(pid), deadline)) gone.push_back(r);
+      }
+      std::string said;
+      for (size_t i = 0; i < gone.size(); ++i) said += (i ? ", " : "") + std::to_string(gone[i]);
+      if (!said.empty()) said = (gone.size() == 1 ? "rank " : "ranks ") + said + (gone.size() == 1 ? " has" : " have") + " exited";
+      return said;
+    } catch (const std::exception&) {
+      return client ? "the rendezvous store no longer answers: rank 0 (or the launcher serving it) has exited" : "";
+    }
+  };
   // Detached: where the store's host is unreachable the thread stays blocked
   // until the process ends, holding its own reference to the store.
-  std::thread([ask] { (*ask)(); }).detach();
+  std::thread([ask, answer] {
+    std::string said = ask();
+    std::lock_guard<std::mutex> hold(answer->lock);
+    answer->said = std::move(said);
+    answer->ready = true;
+  }).detach();
+  const auto deadline = std::chrono::steady_clock::now() + kSuspectsWait;
+  while (!answer->ready && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   std::string said;
-  if (answer.wait_for(kSuspectsWait) == std::future_status::ready) {
-    said = answer.get();
+  if (answer->ready) {
+    std::lock_guard<std::mutex> hold(answer->lock);
+    said = answer->said;
   } else if (client) {
     said = "the host of rank 0, which serves the rendezvous store, no longer answers: the network to it is cut, or it "
            "stopped";
