@@ -93,7 +93,10 @@ const cuda = hasCudaDriver()
 preload(libtorch.libDir, cuda)
 /** @internal the addon file loaded */
 export const addonPath: string = addonFile()
-if (cuda) loadOrThrow(ncclLibraryFile(addonPath))
+// NCCL is optional: where its library does not load, 'auto' trains over
+// Gloo and asking for 'nccl' says it is not loaded; the rest of CUDA works.
+const ncclLoadError = cuda && fs.existsSync(ncclLibraryFile(addonPath)) ? open(ncclLibraryFile(addonPath), SHARED) : undefined
+if (ncclLoadError !== undefined) process.emitWarning(`byol-torch: the NCCL backend did not load (${ncclLoadError}); data-parallel training on CUDA uses Gloo`, { code: 'BYOL_NCCL_NOT_LOADED' })
 /** @internal the native addon */
 export const native: typeof Native = require(addonPath)
 // The JS thread takes its libtorch thread count now, before any data worker
